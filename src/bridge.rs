@@ -1,0 +1,276 @@
+//! The Schrödinger-bridge step for one query `x ∈ R^d`: transition weights, conditional mean,
+//! conditional covariance, score and log-density (paper 001 eqs. 9–16, paper 000 eqs. 15–17).
+//!
+//! ```text
+//! log t_j(x) = −|x − x^(j)|_S^2 / (2ε(ρ(x) + ρ_j))
+//! w_j(x)     = exp(g_j + log t_j(x) − LSE_k(g_k + log t_k(x)))          (Σ_j w_j = 1)
+//! m(x)       = Σ_j w_j(x) x^(j)                                          (in the convex hull)
+//! C(x)       = ε⁻¹ Σ_j w_j (x^(j) − m)(x^(j) − m)ᵀ                        (001 eq. 16)
+//! s(x)       = (m(x) − x) / ε                                           (score, = ∇ log Π_ε)
+//! log Π_ε(x) = 2 LSE_j(g_j + log t_j(x))                                (= 2 log Σ_j v_j t_j(x))
+//! ```
+//!
+//! Every evaluation is one pass over the data that writes the logits `g_j + log t_j(x)` into a
+//! work row of `M`, then one pass of `exp` that accumulates what is asked for. Outputs are written
+//! only when the call succeeds.
+
+use crate::bandwidth::VariableBandwidth;
+use crate::dataset::Dataset;
+use crate::error::{check_len, check_room, Arg, Error};
+use crate::kernel::{exp_shifted_in_place, log_kernel_row, metric_weights_into, InvBandwidth};
+use crate::real::{all_finite, Real};
+
+/// A fitted bridge: samples, `ε`, Sinkhorn scaling `g = log v` and, optionally, a variable
+/// bandwidth. A cheap `Copy` view borrowing its arrays; `Send + Sync`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bridge<'a, T> {
+    data: Dataset<'a, T>,
+    eps: T,
+    log_v: &'a [T],
+    bandwidth: Option<VariableBandwidth<'a, T>>,
+}
+
+/// Work space of every [`Bridge`] query, in values of `T`: the whitened query (`d`), a row of
+/// `M` logits/weights and the metric weights (`d`).
+pub const fn bridge_workspace_len(m: usize, d: usize) -> usize {
+    m + 2 * d
+}
+
+/// The result of one pass: the row holds `e_j = exp(a_j − max)`, and `LSE_j a_j = max + ln sum`.
+pub(crate) struct Pass<T> {
+    /// `max_j a_j`.
+    pub max: T,
+    /// `Σ_j exp(a_j − max)`.
+    pub sum: T,
+    /// `ρ(x)` used for the row (`1` for a fixed bandwidth).
+    pub rho: T,
+}
+
+impl<'a, T: Real> Bridge<'a, T> {
+    /// Wraps a fit. Checks `ε > 0` finite, `log_v` of length `M` and finite, and that the
+    /// bandwidth (if any) was fitted on `M` samples of dimension `d`.
+    pub fn new(
+        data: Dataset<'a, T>,
+        eps: T,
+        log_v: &'a [T],
+        bandwidth: Option<VariableBandwidth<'a, T>>,
+    ) -> Result<Self, Error> {
+        if !(eps.is_finite() && eps > T::ZERO) {
+            return Err(Error::InvalidEpsilon);
+        }
+        check_len(Arg::LogV, data.m(), log_v.len())?;
+        if !all_finite(log_v) {
+            return Err(Error::NonFiniteWeights);
+        }
+        if let Some(bw) = &bandwidth {
+            check_len(Arg::Bandwidth, data.m(), bw.rho().len())?;
+            check_len(Arg::Bandwidth, data.d() * data.d(), bw.chol().len())?;
+        }
+        Ok(Bridge {
+            data,
+            eps,
+            log_v,
+            bandwidth,
+        })
+    }
+
+    /// The training samples.
+    pub fn dataset(&self) -> &Dataset<'a, T> {
+        &self.data
+    }
+    /// Number of samples `M`.
+    pub fn m(&self) -> usize {
+        self.data.m()
+    }
+    /// Dimension `d`.
+    pub fn d(&self) -> usize {
+        self.data.d()
+    }
+    /// Bandwidth / step size `ε`.
+    pub fn eps(&self) -> T {
+        self.eps
+    }
+    /// Sinkhorn scaling `g = log v`.
+    pub fn log_v(&self) -> &'a [T] {
+        self.log_v
+    }
+    /// The variable bandwidth, if fitted.
+    pub fn bandwidth(&self) -> Option<&VariableBandwidth<'a, T>> {
+        self.bandwidth.as_ref()
+    }
+    /// Work space every query needs: [`bridge_workspace_len`]`(M, d)`.
+    pub fn workspace_len(&self) -> usize {
+        bridge_workspace_len(self.m(), self.d())
+    }
+
+    fn check_query(&self, x: &[T], work: &[T]) -> Result<(), Error> {
+        check_len(Arg::State, self.d(), x.len())?;
+        check_room(Arg::Workspace, self.workspace_len(), work.len())?;
+        if !all_finite(x) {
+            return Err(Error::NonFiniteState);
+        }
+        Ok(())
+    }
+
+    /// `ρ(x)`: `1` for a fixed bandwidth, the KDE-based value otherwise. Errors on a bad query.
+    pub fn rho_at(&self, x: &[T], work: &mut [T]) -> Result<T, Error> {
+        self.check_query(x, work)?;
+        self.rho_unchecked(x, work)
+    }
+
+    fn rho_unchecked(&self, x: &[T], work: &mut [T]) -> Result<T, Error> {
+        match &self.bandwidth {
+            None => Ok(T::ONE),
+            Some(bw) => {
+                let r = bw.rho_at(x, &mut work[..self.d() + self.m()]);
+                if r.is_finite() && r > T::ZERO {
+                    Ok(r)
+                } else {
+                    Err(Error::NonFiniteState)
+                }
+            }
+        }
+    }
+
+    /// Logits `a_j = g_j + log t_j(x)` into `work[d..d+M]`; returns their maximum and `ρ(x)`.
+    fn logits(&self, x: &[T], work: &mut [T]) -> Result<(T, T), Error> {
+        let (m, d) = (self.m(), self.d());
+        let rho_x = self.rho_unchecked(x, work)?;
+        let (_, rest) = work.split_at_mut(d);
+        let (row, rest) = rest.split_at_mut(m);
+        let w = &mut rest[..d];
+        metric_weights_into(self.data.scales(), w);
+        let half_inv_eps = T::ONE / (T::from_f64(2.0) * self.eps);
+        let inv_bw = match &self.bandwidth {
+            None => InvBandwidth::Uniform(half_inv_eps / T::from_f64(2.0)),
+            Some(bw) => InvBandwidth::Variable {
+                half_inv_eps,
+                rho_x,
+                rho: bw.rho(),
+            },
+        };
+        let mx = log_kernel_row(self.data.data(), d, x, w, Some(self.log_v), inv_bw, row);
+        if mx.is_finite() {
+            Ok((mx, rho_x))
+        } else {
+            Err(Error::NonFiniteState)
+        }
+    }
+
+    /// One pass: leaves `e_j = exp(a_j − max)` in the row `work[d..d+M]`.
+    pub(crate) fn pass(&self, x: &[T], work: &mut [T]) -> Result<Pass<T>, Error> {
+        self.check_query(x, work)?;
+        let (max, rho) = self.logits(x, work)?;
+        let (m, d) = (self.m(), self.d());
+        let sum = exp_shifted_in_place(&mut work[d..d + m], max);
+        Ok(Pass { max, sum, rho })
+    }
+
+    /// The normalised weights `w_j = e_j / Σ e` from the row of the last pass.
+    pub(crate) fn row<'w>(&self, work: &'w [T]) -> &'w [T] {
+        &work[self.d()..self.d() + self.m()]
+    }
+
+    /// `m = Σ_j e_j x^(j) / Σ_j e_j` from the row of the last pass into `out` (length `d`).
+    pub(crate) fn mean_from_row(&self, work: &[T], sum: T, out: &mut [T]) {
+        out.fill(T::ZERO);
+        for (xj, &e) in self.data.data().chunks_exact(self.d()).zip(self.row(work)) {
+            for (o, &v) in out.iter_mut().zip(xj) {
+                *o += e * v;
+            }
+        }
+        let inv = T::ONE / sum;
+        for o in out.iter_mut() {
+            *o *= inv;
+        }
+    }
+
+    /// `C = ε⁻¹ Σ_j w_j (x^(j) − m)(x^(j) − m)ᵀ` (explicit differences) into `out` (`d × d`).
+    pub(crate) fn cov_from_row(&self, work: &[T], sum: T, mean: &[T], out: &mut [T]) {
+        let d = self.d();
+        out.fill(T::ZERO);
+        for (xj, &e) in self.data.data().chunks_exact(d).zip(self.row(work)) {
+            for a in 0..d {
+                let da = e * (xj[a] - mean[a]);
+                for b in 0..=a {
+                    out[a * d + b] += da * (xj[b] - mean[b]);
+                }
+            }
+        }
+        let f = T::ONE / (sum * self.eps);
+        for a in 0..d {
+            for b in 0..=a {
+                let v = out[a * d + b] * f;
+                out[a * d + b] = v;
+                out[b * d + a] = v;
+            }
+        }
+    }
+
+    /// Transition weights `w_j(x)` into `out` (length `M`); they sum to one.
+    pub fn weights(&self, x: &[T], out: &mut [T], work: &mut [T]) -> Result<(), Error> {
+        check_len(Arg::Output, self.m(), out.len())?;
+        let p = self.pass(x, work)?;
+        let inv = T::ONE / p.sum;
+        for (o, &e) in out.iter_mut().zip(self.row(work)) {
+            *o = e * inv;
+        }
+        Ok(())
+    }
+
+    /// `log w_j(x)` into `out` (length `M`): finite even where `w_j` underflows.
+    pub fn log_weights(&self, x: &[T], out: &mut [T], work: &mut [T]) -> Result<(), Error> {
+        check_len(Arg::Output, self.m(), out.len())?;
+        self.check_query(x, work)?;
+        let (mx, _) = self.logits(x, work)?;
+        let (m, d) = (self.m(), self.d());
+        let lse = crate::kernel::log_sum_exp_with_max(&work[d..d + m], mx);
+        for (o, &a) in out.iter_mut().zip(&work[d..d + m]) {
+            *o = a - lse;
+        }
+        Ok(())
+    }
+
+    /// Conditional mean `m(x)` into `out` (length `d`).
+    pub fn mean(&self, x: &[T], out: &mut [T], work: &mut [T]) -> Result<(), Error> {
+        check_len(Arg::Output, self.d(), out.len())?;
+        let p = self.pass(x, work)?;
+        self.mean_from_row(work, p.sum, out);
+        Ok(())
+    }
+
+    /// Conditional mean `m(x)` (length `d`) and covariance `C(x)` (`d × d`, row-major, divided by
+    /// `ε` as in 001 eq. 16).
+    pub fn mean_cov(
+        &self,
+        x: &[T],
+        mean_out: &mut [T],
+        cov_out: &mut [T],
+        work: &mut [T],
+    ) -> Result<(), Error> {
+        check_len(Arg::Output, self.d(), mean_out.len())?;
+        check_len(Arg::Output, self.d() * self.d(), cov_out.len())?;
+        let p = self.pass(x, work)?;
+        let sum = p.sum;
+        self.mean_from_row(work, sum, mean_out);
+        self.cov_from_row(work, sum, mean_out, cov_out);
+        Ok(())
+    }
+
+    /// Score `s(x) = (m(x) − x)/ε` into `out` (length `d`); equals `∇ log Π_ε(x)` for a fixed
+    /// bandwidth without scales (000 eq. 17).
+    pub fn score(&self, x: &[T], out: &mut [T], work: &mut [T]) -> Result<(), Error> {
+        self.mean(x, out, work)?;
+        let inv = T::ONE / self.eps;
+        for (o, &xc) in out.iter_mut().zip(x) {
+            *o = (*o - xc) * inv;
+        }
+        Ok(())
+    }
+
+    /// Unnormalised log-density `log Π_ε(x) = 2 log Σ_j v_j t_j(x)` (000 eq. 16).
+    pub fn log_density(&self, x: &[T], work: &mut [T]) -> Result<T, Error> {
+        let p = self.pass(x, work)?;
+        Ok(T::from_f64(2.0) * (p.max + p.sum.ln()))
+    }
+}

@@ -1,0 +1,198 @@
+//! The one error type of the crate. Every fallible call returns `Result<_, Error>`; nothing
+//! panics on bad input. Each variant maps to one C status code (see [`Error::code`]).
+
+use core::fmt;
+
+/// Which argument a size or length error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// The training samples (`M × d`).
+    Data,
+    /// A query point or chain state (`d`).
+    State,
+    /// Per-coordinate scales (`d`).
+    Scales,
+    /// Sinkhorn scaling `g = log v` (`M`).
+    LogV,
+    /// Variable-bandwidth data (`ρ_i`, KDE factors).
+    Bandwidth,
+    /// An output buffer.
+    Output,
+    /// Work space.
+    Workspace,
+    /// Conditioning coordinates or values.
+    Conditioning,
+    /// Recorded trajectory buffer.
+    Record,
+    /// Standard-normal noise supplied by the caller.
+    Noise,
+    /// Gradient buffer of a Bayesian step.
+    Gradient,
+}
+
+/// Everything that can go wrong in a call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Error {
+    /// `M = 0`: no training samples.
+    EmptyData,
+    /// `d = 0`: zero-dimensional samples.
+    ZeroDimension,
+    /// A slice does not have the length the other arguments imply.
+    LengthMismatch {
+        /// The argument concerned.
+        arg: Arg,
+        /// Length required.
+        expected: usize,
+        /// Length given.
+        got: usize,
+    },
+    /// A buffer (work space or output) is shorter than required.
+    BufferTooSmall {
+        /// The argument concerned.
+        arg: Arg,
+        /// Minimum length required.
+        needed: usize,
+        /// Length given.
+        got: usize,
+    },
+    /// `ε ≤ 0` or not finite.
+    InvalidEpsilon,
+    /// `β > 0` or not finite.
+    InvalidBeta,
+    /// A scale `s_c ≤ 0` or not finite.
+    InvalidScale,
+    /// A training sample is NaN or infinite.
+    NonFiniteData,
+    /// A query point, chain state or conditioning value is NaN or infinite, or so far from the
+    /// data that every kernel value is zero even in the log domain.
+    NonFiniteState,
+    /// A Sinkhorn tolerance `≤ 0` or not finite.
+    InvalidTolerance,
+    /// A Sinkhorn iteration cap of zero.
+    ZeroIterations,
+    /// Sinkhorn did not reach the tolerance within the cap; the best `g = log v` seen was still
+    /// written to the caller's buffer.
+    NotConverged {
+        /// Iterations run (each one evaluation of `T v`).
+        iterations: u32,
+        /// Best residual `max_i |v_i (T v)_i − 1|` reached.
+        residual: f64,
+    },
+    /// A compile-time capacity (see the constants in [`crate::capacity`]) is exceeded.
+    Capacity {
+        /// The capacity that was exceeded.
+        limit: usize,
+        /// The size asked for.
+        requested: usize,
+    },
+    /// A coordinate index is out of range or repeated.
+    InvalidIndex,
+    /// The small-step size is not in `(0, ε]` or not finite.
+    InvalidStepSize,
+    /// The training data's covariance is singular, so the Gaussian KDE of the variable bandwidth
+    /// is undefined (e.g. `M ≤ d` or samples on a hyperplane).
+    DegenerateKde,
+    /// The caller's gradient of `V` returned a non-finite value.
+    NonFiniteGradient,
+    /// A Sinkhorn scaling `g = log v` in a supplied fit is not finite.
+    NonFiniteWeights,
+}
+
+impl Error {
+    /// The status code used by the C ABI (`SB_OK = 0` is success, so codes start at 1).
+    pub const fn code(&self) -> i32 {
+        match self {
+            Error::EmptyData => 1,
+            Error::ZeroDimension => 2,
+            Error::LengthMismatch { .. } => 3,
+            Error::BufferTooSmall { .. } => 4,
+            Error::InvalidEpsilon => 5,
+            Error::InvalidBeta => 6,
+            Error::InvalidScale => 7,
+            Error::NonFiniteData => 8,
+            Error::NonFiniteState => 9,
+            Error::InvalidTolerance => 10,
+            Error::ZeroIterations => 11,
+            Error::NotConverged { .. } => 12,
+            Error::Capacity { .. } => 13,
+            Error::InvalidIndex => 14,
+            Error::InvalidStepSize => 15,
+            Error::DegenerateKde => 16,
+            Error::NonFiniteGradient => 17,
+            Error::NonFiniteWeights => 18,
+        }
+    }
+
+    /// A static one-line description of the error kind.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            Error::EmptyData => "no training samples (M = 0)",
+            Error::ZeroDimension => "zero-dimensional samples (d = 0)",
+            Error::LengthMismatch { .. } => "a slice length does not match the sizes given",
+            Error::BufferTooSmall { .. } => "a work-space or output buffer is too short",
+            Error::InvalidEpsilon => "epsilon must be finite and > 0",
+            Error::InvalidBeta => "beta must be finite and <= 0",
+            Error::InvalidScale => "every scale must be finite and > 0",
+            Error::NonFiniteData => "training samples contain NaN or infinity",
+            Error::NonFiniteState => {
+                "query, state or conditioning value is NaN, infinite or beyond every kernel"
+            }
+            Error::InvalidTolerance => "Sinkhorn tolerance must be finite and > 0",
+            Error::ZeroIterations => "Sinkhorn iteration cap must be > 0",
+            Error::NotConverged { .. } => "Sinkhorn did not reach the tolerance within the cap",
+            Error::Capacity { .. } => "a compile-time capacity is exceeded",
+            Error::InvalidIndex => "a coordinate index is out of range or repeated",
+            Error::InvalidStepSize => "small-step size must satisfy 0 < dtau <= epsilon",
+            Error::DegenerateKde => {
+                "data covariance is singular: the Gaussian KDE for variable bandwidth is undefined"
+            }
+            Error::NonFiniteGradient => "the gradient callback returned NaN or infinity",
+            Error::NonFiniteWeights => "Sinkhorn weights (log v) are not finite",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())?;
+        match self {
+            Error::LengthMismatch { arg, expected, got } => {
+                write!(f, " ({arg:?}: expected {expected}, got {got})")
+            }
+            Error::BufferTooSmall { arg, needed, got } => {
+                write!(f, " ({arg:?}: need {needed}, got {got})")
+            }
+            Error::NotConverged {
+                iterations,
+                residual,
+            } => write!(f, " ({iterations} iterations, residual {residual:e})"),
+            Error::Capacity { limit, requested } => {
+                write!(f, " (limit {limit}, requested {requested})")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+/// Checks `got == expected` for argument `arg`.
+#[inline]
+pub(crate) fn check_len(arg: Arg, expected: usize, got: usize) -> Result<(), Error> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch { arg, expected, got })
+    }
+}
+
+/// Checks `got >= needed` for buffer `arg`.
+#[inline]
+pub(crate) fn check_room(arg: Arg, needed: usize, got: usize) -> Result<(), Error> {
+    if got >= needed {
+        Ok(())
+    } else {
+        Err(Error::BufferTooSmall { arg, needed, got })
+    }
+}

@@ -1,0 +1,177 @@
+//! The floating-point abstraction: every numerical routine is generic over [`Real`], which is
+//! implemented for `f32` and `f64`.
+//!
+//! Elementary functions come from `libm`, never from the platform's C library, so the same inputs
+//! give the same bits on every target (x86-64, AArch64, a Cortex-M4F).
+
+use core::fmt::Debug;
+use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A floating-point type the core computes in (`f32` or `f64`).
+pub trait Real:
+    Copy
+    + Debug
+    + Default
+    + PartialOrd
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+{
+    /// `0`.
+    const ZERO: Self;
+    /// `1`.
+    const ONE: Self;
+    /// `+∞`.
+    const INFINITY: Self;
+    /// `−∞`.
+    const NEG_INFINITY: Self;
+    /// Machine epsilon.
+    const EPSILON: Self;
+    /// The default Sinkhorn tolerance on `max_i |v_i (T v)_i − 1|` for this precision.
+    const DEFAULT_SINKHORN_TOL: Self;
+    /// Short name, `"f32"` or `"f64"`.
+    const NAME: &'static str;
+
+    /// Converts from `f64` (rounding to nearest for `f32`).
+    fn from_f64(x: f64) -> Self;
+    /// Converts to `f64` (exact).
+    fn to_f64(self) -> f64;
+    /// Converts a count.
+    fn from_usize(n: usize) -> Self {
+        Self::from_f64(n as f64)
+    }
+    /// `e^x` (libm).
+    fn exp(self) -> Self;
+    /// Natural logarithm (libm).
+    fn ln(self) -> Self;
+    /// Square root (libm).
+    fn sqrt(self) -> Self;
+    /// `self^p` (libm).
+    fn powf(self, p: Self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// `true` unless NaN or ±∞.
+    fn is_finite(self) -> bool;
+    /// Fused multiply-add `self * a + b` where the target has it in hardware; plain otherwise.
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        self * a + b
+    }
+    /// The larger of two numbers (`other` if `self` is NaN).
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        if self >= other {
+            self
+        } else {
+            other
+        }
+    }
+    /// The smaller of two numbers (`other` if `self` is NaN).
+    #[inline(always)]
+    fn min(self, other: Self) -> Self {
+        if self <= other {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ty, $tol:expr, $exp:path, $ln:path, $sqrt:path, $pow:path, $abs:path) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const INFINITY: Self = <$t>::INFINITY;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            const EPSILON: Self = <$t>::EPSILON;
+            const DEFAULT_SINKHORN_TOL: Self = $tol;
+            const NAME: &'static str = stringify!($t);
+
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                $ln(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $sqrt(self)
+            }
+            #[inline(always)]
+            fn powf(self, p: Self) -> Self {
+                $pow(self, p)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $abs(self)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+        }
+    };
+}
+
+impl_real!(f64, 1e-12, libm::exp, libm::log, libm::sqrt, libm::pow, libm::fabs);
+impl_real!(f32, 2e-5, libm::expf, libm::logf, libm::sqrtf, libm::powf, libm::fabsf);
+
+/// `true` when every element of `xs` is finite.
+#[inline]
+pub fn all_finite<T: Real>(xs: &[T]) -> bool {
+    xs.iter().all(|x| x.is_finite())
+}
+
+/// Numerically stable `ln Σ_j exp(a_j)` with the maximum shifted out; `−∞` for an empty slice or
+/// when every entry is `−∞`.
+pub fn log_sum_exp<T: Real>(a: &[T]) -> T {
+    let mx = a.iter().fold(T::NEG_INFINITY, |m, &x| m.max(x));
+    if mx == T::NEG_INFINITY {
+        return T::NEG_INFINITY;
+    }
+    let s = a.iter().fold(T::ZERO, |s, &x| s + (x - mx).exp());
+    mx + s.ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sum_exp_is_shift_stable() {
+        let a = [-1000.0f64, -1001.0, -1002.0];
+        let expect = -1000.0 + (1.0 + (-1.0f64).exp() + (-2.0f64).exp()).ln();
+        assert!((log_sum_exp(&a) - expect).abs() < 1e-12);
+        assert_eq!(log_sum_exp::<f64>(&[]), f64::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY; 3]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn f32_and_f64_share_semantics() {
+        assert_eq!(<f32 as Real>::NAME, "f32");
+        assert!((Real::exp(1.0f32) - core::f32::consts::E).abs() < 1e-6);
+        assert!((Real::powf(4.0f64, 0.5) - 2.0).abs() < 1e-15);
+        assert!(!Real::is_finite(f64::NAN));
+    }
+}
