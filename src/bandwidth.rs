@@ -177,7 +177,8 @@ impl<'a, T: Real> VariableBandwidth<'a, T> {
         check_len(Arg::Bandwidth, d * d, chol.len())?;
         check_len(Arg::Bandwidth, rho.len() * d, whitened.len())?;
         let finite = log_z.is_finite() && all_finite(chol) && all_finite(whitened);
-        let lower = (0..d).all(|i| chol[i * d + i] > T::ZERO && (i + 1..d).all(|j| chol[i * d + j] == T::ZERO));
+        let lower = (0..d)
+            .all(|i| chol[i * d + i] > T::ZERO && (i + 1..d).all(|j| chol[i * d + j] == T::ZERO));
         if !(finite && lower && rho.iter().all(|&r| r.is_finite() && r > T::ZERO)) {
             return Err(Error::DegenerateKde);
         }

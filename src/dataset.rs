@@ -24,7 +24,7 @@ impl<'a, T: Real> Dataset<'a, T> {
         if data.is_empty() {
             return Err(Error::EmptyData);
         }
-        if data.len() % d != 0 {
+        if !data.len().is_multiple_of(d) {
             return Err(Error::LengthMismatch {
                 arg: Arg::Data,
                 expected: (data.len() / d + 1) * d,

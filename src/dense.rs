@@ -22,23 +22,74 @@ const EIGEN_MAX_ITER: usize = 10_000;
 macro_rules! with_dim {
     ($d:expr, $n:ident, $body:block) => {
         match $d {
-            1 => { const $n: usize = 1; $body }
-            2 => { const $n: usize = 2; $body }
-            3 => { const $n: usize = 3; $body }
-            4 => { const $n: usize = 4; $body }
-            5 => { const $n: usize = 5; $body }
-            6 => { const $n: usize = 6; $body }
-            7 => { const $n: usize = 7; $body }
-            8 => { const $n: usize = 8; $body }
-            9 => { const $n: usize = 9; $body }
-            10 => { const $n: usize = 10; $body }
-            11 => { const $n: usize = 11; $body }
-            12 => { const $n: usize = 12; $body }
-            13 => { const $n: usize = 13; $body }
-            14 => { const $n: usize = 14; $body }
-            15 => { const $n: usize = 15; $body }
-            16 => { const $n: usize = 16; $body }
-            _ => Err(Error::Capacity { limit: MAX_DENSE_DIM, requested: $d }),
+            1 => {
+                const $n: usize = 1;
+                $body
+            }
+            2 => {
+                const $n: usize = 2;
+                $body
+            }
+            3 => {
+                const $n: usize = 3;
+                $body
+            }
+            4 => {
+                const $n: usize = 4;
+                $body
+            }
+            5 => {
+                const $n: usize = 5;
+                $body
+            }
+            6 => {
+                const $n: usize = 6;
+                $body
+            }
+            7 => {
+                const $n: usize = 7;
+                $body
+            }
+            8 => {
+                const $n: usize = 8;
+                $body
+            }
+            9 => {
+                const $n: usize = 9;
+                $body
+            }
+            10 => {
+                const $n: usize = 10;
+                $body
+            }
+            11 => {
+                const $n: usize = 11;
+                $body
+            }
+            12 => {
+                const $n: usize = 12;
+                $body
+            }
+            13 => {
+                const $n: usize = 13;
+                $body
+            }
+            14 => {
+                const $n: usize = 14;
+                $body
+            }
+            15 => {
+                const $n: usize = 15;
+                $body
+            }
+            16 => {
+                const $n: usize = 16;
+                $body
+            }
+            _ => Err(Error::Capacity {
+                limit: MAX_DENSE_DIM,
+                requested: $d,
+            }),
         }
     };
 }

@@ -142,11 +142,5 @@ pub fn fit<'a, T: Real>(
     )?;
     let log_v: &'a [T] = log_v;
     let bridge = Bridge::new(data, cfg.eps, log_v, bw)?;
-    Ok((
-        bridge,
-        FitReport {
-            sinkhorn: rep,
-            kde,
-        },
-    ))
+    Ok((bridge, FitReport { sinkhorn: rep, kde }))
 }

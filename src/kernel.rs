@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn fixed_row_equals_variable_row_with_unit_rho() {
-        let data = [0.0, 0.0, 1.0, 0.5, -0.3, 2.0];
-        let x = [0.2, 0.1];
+        let data = [0.0f64, 0.0, 1.0, 0.5, -0.3, 2.0];
+        let x = [0.2f64, 0.1];
         let g = [0.1, -0.2, 0.3];
         let w = [1.0, 1.0];
         let eps = 0.3;

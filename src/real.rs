@@ -134,8 +134,24 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f64, 1e-12, libm::exp, libm::log, libm::sqrt, libm::pow, libm::fabs);
-impl_real!(f32, 2e-5, libm::expf, libm::logf, libm::sqrtf, libm::powf, libm::fabsf);
+impl_real!(
+    f64,
+    1e-12,
+    libm::exp,
+    libm::log,
+    libm::sqrt,
+    libm::pow,
+    libm::fabs
+);
+impl_real!(
+    f32,
+    2e-5,
+    libm::expf,
+    libm::logf,
+    libm::sqrtf,
+    libm::powf,
+    libm::fabsf
+);
 
 /// `true` when every element of `xs` is finite.
 #[inline]

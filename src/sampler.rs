@@ -139,18 +139,16 @@ pub fn step<T: Real, N: NormalSource>(
     }
     let eps = bridge.eps();
     match scheme {
-        Scheme::SmallStepIsotropic { dtau } | Scheme::SmallStepCovariance { dtau } => {
-            if !(dtau.is_finite() && *dtau > T::ZERO && *dtau <= eps) {
-                return Err(Error::InvalidStepSize);
-            }
+        Scheme::SmallStepIsotropic { dtau } | Scheme::SmallStepCovariance { dtau }
+            if !(dtau.is_finite() && *dtau > T::ZERO && *dtau <= eps) =>
+        {
+            return Err(Error::InvalidStepSize);
         }
-        Scheme::Covariance => {
-            if d > MAX_DENSE_DIM {
-                return Err(Error::Capacity {
-                    limit: MAX_DENSE_DIM,
-                    requested: d,
-                });
-            }
+        Scheme::Covariance | Scheme::SmallStepCovariance { .. } if d > MAX_DENSE_DIM => {
+            return Err(Error::Capacity {
+                limit: MAX_DENSE_DIM,
+                requested: d,
+            });
         }
         _ => {}
     }

@@ -169,7 +169,11 @@ pub fn sinkhorn<T: Real>(
         let mut res = T::ZERO;
         for (&gi, &hi) in g.iter().zip(h.iter()) {
             let r = ((gi + hi).exp() - T::ONE).abs();
-            res = if r.is_finite() { res.max(r) } else { T::INFINITY };
+            res = if r.is_finite() {
+                res.max(r)
+            } else {
+                T::INFINITY
+            };
         }
         if res < best_res {
             best_res = res;

@@ -119,15 +119,33 @@ fn sinkhorn_paths_agree_and_p_is_symmetric_stochastic() {
         let f = fit_fixture(name);
         let (m, d) = (f.x.rows, f.x.cols);
         let data = Dataset::new(&f.x.v, d, f.scales.as_deref()).unwrap();
-        let opts = SinkhornOptions { tol: 1e-13, max_iter: 500 };
+        let opts = SinkhornOptions {
+            tol: 1e-13,
+            max_iter: 500,
+        };
         let rho = f.beta.map(|_| f.rho.as_slice());
         let mut work = vec![0.0; sinkhorn_workspace_len(m, d)];
         let mut cache = vec![0.0; kernel_cache_len(m)];
         let mut g_cached = vec![0.0; m];
-        let rep = sinkhorn(&data, f.eps, rho, opts, &mut g_cached, &mut work, Some(&mut cache)).unwrap();
+        let rep = sinkhorn(
+            &data,
+            f.eps,
+            rho,
+            opts,
+            &mut g_cached,
+            &mut work,
+            Some(&mut cache),
+        )
+        .unwrap();
         assert_eq!(rep.path, SinkhornPath::CachedKernel);
-        assert_eq!(rep.iterations, f.iterations, "{name}: paths took different iteration counts");
-        assert!(max_abs_err(&g_cached, &f.log_v) <= 1e-13, "{name}: paths differ");
+        assert_eq!(
+            rep.iterations, f.iterations,
+            "{name}: paths took different iteration counts"
+        );
+        assert!(
+            max_abs_err(&g_cached, &f.log_v) <= 1e-13,
+            "{name}: paths differ"
+        );
         // P_ij = v_i T_ij v_j from the cached log T: symmetric, rows sum to 1 within tol.
         let mut worst_row = 0.0f64;
         let mut worst_sym = 0.0f64;
@@ -153,10 +171,15 @@ fn weights_mean_covariance_match_reference() {
         let b = f.bridge();
         let (m, d) = (b.m(), b.d());
         let q = csv(name, "queries.csv");
-        let (lw_ref, w_ref, m_ref, c_ref) =
-            (csv(name, "log_w.csv"), csv(name, "w.csv"), csv(name, "m.csv"), csv(name, "C.csv"));
+        let (lw_ref, w_ref, m_ref, c_ref) = (
+            csv(name, "log_w.csv"),
+            csv(name, "w.csv"),
+            csv(name, "m.csv"),
+            csv(name, "C.csv"),
+        );
         let mut work = vec![0.0; b.workspace_len()];
-        let (mut lw, mut w, mut mean, mut cov) = (vec![0.0; m], vec![0.0; m], vec![0.0; d], vec![0.0; d * d]);
+        let (mut lw, mut w, mut mean, mut cov) =
+            (vec![0.0; m], vec![0.0; m], vec![0.0; d], vec![0.0; d * d]);
         let (mut e_lw, mut e_w, mut e_m, mut e_c) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
         for n in 0..q.rows {
             let x = q.row(n);
@@ -192,9 +215,9 @@ fn variable_bandwidth_matches_scipy_kde() {
     let q = csv(name, "queries.csv");
     let rq = csv(name, "rho_queries.csv").v;
     let mut work = vec![0.0; b.workspace_len()];
-    for n in 0..q.rows {
+    for (n, &want) in rq.iter().enumerate() {
         let r = b.rho_at(q.row(n), &mut work).unwrap();
-        assert!((r - rq[n]).abs() <= 1e-12 * rq[n], "query {n}: {r} vs {}", rq[n]);
+        assert!((r - want).abs() <= 1e-12 * want, "query {n}: {r} vs {want}");
     }
 }
 
@@ -207,7 +230,14 @@ fn run_fixture_sampler(name: &str, scheme_cov: bool) -> f64 {
     let chains: usize = p["sampler_chains"].parse().unwrap();
     let x0 = csv(name, "sampler_x0.csv");
     let xi = csv(name, "sampler_xi.csv");
-    let want = csv(name, if scheme_cov { "sampler_out_cov.csv" } else { "sampler_out_const.csv" });
+    let want = csv(
+        name,
+        if scheme_cov {
+            "sampler_out_cov.csv"
+        } else {
+            "sampler_out_const.csv"
+        },
+    );
     assert_eq!(xi.rows, steps * chains);
     let mut work = vec![0.0; sbridge::sampler_workspace_len(b.m(), d)];
     let mut err = 0.0f64;
@@ -217,9 +247,23 @@ fn run_fixture_sampler(name: &str, scheme_cov: bool) -> f64 {
         for n in 0..steps {
             // Row n*chains + c of sampler_xi.csv drives chain c at step n.
             let mut normals = ReplayNormals::new(xi.row(n * chains + c));
-            let mut scheme = if scheme_cov { Scheme::Covariance } else { Scheme::Isotropic };
-            run_chain(&b, &mut scheme, None, &mut x, &mut half, 1, &mut normals, &mut work, Record::default())
-                .unwrap();
+            let mut scheme = if scheme_cov {
+                Scheme::Covariance
+            } else {
+                Scheme::Isotropic
+            };
+            run_chain(
+                &b,
+                &mut scheme,
+                None,
+                &mut x,
+                &mut half,
+                1,
+                &mut normals,
+                &mut work,
+                Record::default(),
+            )
+            .unwrap();
             assert_eq!(normals.consumed(), d);
         }
         err = err.max(max_abs_err(&x, want.row(c)));
@@ -258,14 +302,22 @@ fn fixtures_match_shared_copy() {
         let dir = entry.unwrap().path();
         let local = fixture_dir(dir.file_name().unwrap().to_str().unwrap());
         let files: Vec<_> = if dir.is_dir() {
-            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect()
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
         } else {
             vec![dir.clone()]
         };
         for f in files {
             let rel = f.strip_prefix(&shared).unwrap();
             let mine = fixture_dir("").join(rel);
-            assert_eq!(std::fs::read(&f).unwrap(), std::fs::read(&mine).unwrap_or_default(), "{}", rel.display());
+            assert_eq!(
+                std::fs::read(&f).unwrap(),
+                std::fs::read(&mine).unwrap_or_default(),
+                "{}",
+                rel.display()
+            );
             compared += 1;
         }
         let _ = local;

@@ -569,3 +569,47 @@ fn ar1_noise_fit_recovers_phi_sigma_and_rescales() {
     // The rows (8000) are not whole segments of 7 rows.
     assert!(Ar1Noise::fit(&fitted, &z, &psi, k, 7).is_err());
 }
+
+#[test]
+fn cubic_ar1_closure_reproduces_full_model_climate() {
+    // End to end: training pairs with ψ differenced over the closure step δt = 10Δt, the
+    // Wilks/Arnold cubic + AR(1) closure fitted to them, and the Euler closure model (62) run for
+    // 40 000 steps of δt. Its climate must match the full model's: std of z within 10 % and
+    // W1 < 0.5 (the full model's z std is about 5.6).
+    let p = TwoScaleParams::default();
+    let dt = 0.005;
+    let cfg = TrainingConfig {
+        psi_step: PsiStep::Over(dt),
+        ..TrainingConfig::default()
+    };
+    let set = training_pairs(&p, &cfg).unwrap();
+    let cubic = CubicClosure::fit(&set.z, &set.psi).unwrap();
+    // The fitted closure damps: ψ decreases through zero near z ≈ 0 (slope a_1 < 0).
+    assert!(cubic.coef[1] < 0.0, "{:?}", cubic.coef);
+    let noise = Ar1Noise::fit(&cubic, &set.z, &set.psi, p.k, set.pairs_per_trajectory).unwrap();
+    assert!(noise.phi > 0.0 && noise.phi < 1.0, "{noise:?}");
+    let step_noise = noise.rescaled(dt / cfg.sample_interval).unwrap();
+
+    let mut rng = Rng(31);
+    let mut e: Vec<f64> = (0..p.k)
+        .map(|_| step_noise.stationary_std() * rng.normal())
+        .collect();
+    let mut xi = vec![0.0; p.k];
+    let z0 = set.z[..p.k].to_vec();
+    let rec = run_closure_model(&z0, p.f, dt, 40_000, 5, |z, psi| {
+        cubic.eval_into(z, psi);
+        for (a, b) in psi.iter_mut().zip(&e) {
+            *a += b;
+        }
+        for x in xi.iter_mut() {
+            *x = rng.normal();
+        }
+        step_noise.step(&mut e, &xi);
+    })
+    .unwrap();
+    let (s_closure, s_full) = (pop_std(&rec), pop_std(&set.z));
+    let w1 = sbridge::stats::wasserstein1(&rec, &set.z);
+    println!("closure std {s_closure:.3} vs full {s_full:.3}, W1 {w1:.3}; {noise:?}");
+    assert!((s_closure / s_full - 1.0).abs() < 0.1);
+    assert!(w1 < 0.5);
+}

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 /// The committed copy of the reference fixtures (`tests/fixtures/`, identical to
 /// `../shared/fixtures/`; `fixtures_match_shared_copy` checks that when the shared copy exists).
 pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A CSV matrix: rows, columns, values row-major.
@@ -30,7 +32,10 @@ pub fn csv(fixture: &str, file: &str) -> Csv {
     let mut rows = 0;
     let mut cols = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let vals: Vec<f64> = line.split(',').map(|t| t.trim().parse::<f64>().unwrap()).collect();
+        let vals: Vec<f64> = line
+            .split(',')
+            .map(|t| t.trim().parse::<f64>().unwrap())
+            .collect();
         if rows == 0 {
             cols = vals.len();
         }
@@ -67,5 +72,8 @@ pub fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
 /// Largest |a − b|.
 pub fn max_abs_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
