@@ -191,6 +191,23 @@ impl<'a, T: Real> VariableBandwidth<'a, T> {
         })
     }
 
+    /// Wraps arrays already validated (a model image checks them once when opened).
+    pub(crate) fn from_validated(
+        beta: T,
+        log_z: T,
+        chol: &'a [T],
+        whitened: &'a [T],
+        rho: &'a [T],
+    ) -> Self {
+        VariableBandwidth {
+            beta,
+            log_z,
+            chol,
+            whitened,
+            rho,
+        }
+    }
+
     /// `β`.
     pub fn beta(&self) -> T {
         self.beta

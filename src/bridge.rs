@@ -74,6 +74,31 @@ impl<'a, T: Real> Bridge<'a, T> {
         })
     }
 
+    /// Wraps a fit already validated (a model image checks it once when opened).
+    pub(crate) fn from_validated(
+        data: Dataset<'a, T>,
+        eps: T,
+        log_v: &'a [T],
+        bandwidth: Option<VariableBandwidth<'a, T>>,
+    ) -> Self {
+        Bridge {
+            data,
+            eps,
+            log_v,
+            bandwidth,
+        }
+    }
+
+    /// `Σ_j e_j x^(j)_col / sum` for one column of the data from the row of the last pass.
+    pub(crate) fn column_mean_from_row(&self, work: &[T], sum: T, col: usize) -> T {
+        let d = self.d();
+        let mut acc = T::ZERO;
+        for (xj, &e) in self.data.data().chunks_exact(d).zip(self.row(work)) {
+            acc += e * xj[col];
+        }
+        acc / sum
+    }
+
     /// The training samples.
     pub fn dataset(&self) -> &Dataset<'a, T> {
         &self.data

@@ -43,6 +43,11 @@ impl<'a, T: Real> Dataset<'a, T> {
         Ok(Dataset { data, d, scales })
     }
 
+    /// Wraps arrays already validated (a model image checks them once when opened).
+    pub(crate) fn from_validated(data: &'a [T], d: usize, scales: Option<&'a [T]>) -> Self {
+        Dataset { data, d, scales }
+    }
+
     /// The samples, `M × d` sample-major.
     pub fn data(&self) -> &'a [T] {
         self.data

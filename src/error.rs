@@ -96,6 +96,25 @@ pub enum Error {
     NonFiniteGradient,
     /// A Sinkhorn scaling `g = log v` in a supplied fit is not finite.
     NonFiniteWeights,
+    /// A head layout is inconsistent: offsets not increasing, a neighbourhood that does not contain
+    /// its targets, a coordinate written by two heads.
+    InvalidLayout,
+    /// A model image is shorter than its header or than the length it declares.
+    ImageTruncated,
+    /// A model image does not start with the magic bytes `SBRIDGE\0`.
+    ImageBadMagic,
+    /// A model image has a major format version this reader does not know.
+    ImageUnsupportedVersion,
+    /// A model image holds another float kind than the one asked for (f32 vs f64).
+    ImageWrongFloatKind,
+    /// A model image buffer is not aligned to 16 bytes.
+    ImageMisaligned,
+    /// A model image's checksum does not match its bytes.
+    ImageChecksum,
+    /// A model image's sizes or offsets are inconsistent with each other.
+    ImageCorrupt,
+    /// The operation is not defined for this model (e.g. covariance noise on a localized model).
+    Unsupported,
 }
 
 impl Error {
@@ -120,6 +139,15 @@ impl Error {
             Error::DegenerateKde => 16,
             Error::NonFiniteGradient => 17,
             Error::NonFiniteWeights => 18,
+            Error::InvalidLayout => 19,
+            Error::ImageTruncated => 20,
+            Error::ImageBadMagic => 21,
+            Error::ImageUnsupportedVersion => 22,
+            Error::ImageWrongFloatKind => 23,
+            Error::ImageMisaligned => 24,
+            Error::ImageChecksum => 25,
+            Error::ImageCorrupt => 26,
+            Error::Unsupported => 27,
         }
     }
 
@@ -148,6 +176,17 @@ impl Error {
             }
             Error::NonFiniteGradient => "the gradient callback returned NaN or infinity",
             Error::NonFiniteWeights => "Sinkhorn weights (log v) are not finite",
+            Error::InvalidLayout => {
+                "head layout is inconsistent (offsets, neighbourhoods or targets)"
+            }
+            Error::ImageTruncated => "model image is truncated",
+            Error::ImageBadMagic => "not a model image (bad magic bytes)",
+            Error::ImageUnsupportedVersion => "model image has an unsupported format version",
+            Error::ImageWrongFloatKind => "model image holds another float kind (f32/f64)",
+            Error::ImageMisaligned => "model image buffer is not 16-byte aligned",
+            Error::ImageChecksum => "model image checksum mismatch (corrupt bytes)",
+            Error::ImageCorrupt => "model image sizes or offsets are inconsistent",
+            Error::Unsupported => "operation not supported for this model",
         }
     }
 }

@@ -45,7 +45,7 @@
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 pub mod bandwidth;
@@ -55,6 +55,9 @@ pub mod dense;
 pub mod error;
 pub mod fit;
 pub mod kernel;
+pub mod layout;
+pub mod localized;
+pub mod model;
 pub mod real;
 pub mod rng;
 pub mod sampler;
@@ -71,6 +74,14 @@ pub use dataset::Dataset;
 pub use dense::MAX_DENSE_DIM;
 pub use error::{Arg, Error};
 pub use fit::{fit, fit_workspace_len, BandwidthStorage, FitConfig, FitReport, FitStorage};
+pub use layout::{HeadLayout, LayoutSizes, LayoutStorage, MAX_HEAD_DIM};
+pub use localized::{
+    closure, closure_batch, closure_workspace_len, model_step, model_workspace_len, ClosureConfig,
+    ClosureInit, NoiseMode, StepKind,
+};
+pub use model::{
+    image_len, write_model, write_workspace_len, Head, ImageFloat, ModelFitReport, ModelView,
+};
 pub use real::Real;
 pub use rng::{NormalSource, ReplayNormals, Rng};
 pub use sampler::{run_chain, sampler_workspace_len, step, Clamp, Record, Scheme};

@@ -1,0 +1,329 @@
+//! Sampling over the heads of a model: the localized Schrödinger-bridge sweep (paper 000 §3,
+//! Algorithm 1), conditioning, and the closure call (000 §5.1, 001 §6.3).
+//!
+//! One localized sweep from `X(n)`, with `ξ ~ N(0, I)`:
+//!
+//! ```text
+//! X(n+½)   = X(n) + sqrt(2ε) ξ                         (000 eqs. 14a, 42: one draw per sweep)
+//! X_a(n+1) = Σ_j x^(j)_a w_α,j(X_[α](n+½))              for every head α and target a of α
+//! X_c(n+1) = X_c(n)                                    for coordinates no head targets
+//! ```
+//!
+//! Every head reads the same noisy state (Jacobi). [`NoiseMode::PerHead`] is Algorithm 1 as
+//! printed: each head draws its own `ξ_α` for its neighbourhood. With a [`Clamp`] the
+//! conditioning coordinates are set to `z*` at the start and after every sweep (they still
+//! receive noise before the weights are evaluated).
+//!
+//! A model that is one head seeing and writing all coordinates is the plain bridge; its steps are
+//! the split-step schemes of [`crate::sampler`] (isotropic with `sqrt(2ερ(X))`, or covariance
+//! noise), so the closure call below serves the localized and the unlocalized closure alike.
+
+use crate::bridge::bridge_workspace_len;
+use crate::error::{check_len, check_room, Arg, Error};
+use crate::layout::MAX_HEAD_DIM;
+use crate::model::{ImageFloat, ModelView};
+use crate::real::all_finite;
+
+use crate::rng::{NormalSource, Rng};
+use crate::sampler::{self, sampler_workspace_len, Clamp, Scheme};
+
+/// How a localized sweep draws its noise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoiseMode {
+    /// One draw of `ξ ∈ R^d` per sweep, shared by all heads (000 eqs. 14a, 42; the default).
+    #[default]
+    Global,
+    /// Each head draws its own `ξ_α ∈ R^{d_α}` (Algorithm 1 as printed).
+    PerHead,
+}
+
+/// The step scheme of a model-level step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StepKind {
+    /// Isotropic noise: the localized sweep (multi-head), or 001 eq. 20 (single full head).
+    #[default]
+    Isotropic,
+    /// Data-aware noise, 001 eq. 21: single-full-head models only.
+    Covariance,
+}
+
+/// Work space of [`model_step`] and [`closure`] in values of `T`.
+pub fn model_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
+    let (m, d) = (model.m(), model.d());
+    let plain = sampler_workspace_len(m, d);
+    let local = 4 * d + bridge_workspace_len(m, MAX_HEAD_DIM) + MAX_HEAD_DIM;
+    3 * d + plain.max(local)
+}
+
+/// One step of `kind` on a model (see the module docs): reads `x` (length `d`), writes the noisy
+/// half-step into `half` and the new state into `x`. On error neither is changed.
+#[allow(clippy::too_many_arguments)]
+pub fn model_step<T: ImageFloat, N: NormalSource>(
+    model: &ModelView<'_, T>,
+    kind: StepKind,
+    noise_mode: NoiseMode,
+    clamp: Option<&Clamp<'_, T>>,
+    x: &mut [T],
+    half: &mut [T],
+    noise: &mut N,
+    work: &mut [T],
+) -> Result<(), Error> {
+    let d = model.d();
+    check_len(Arg::State, d, x.len())?;
+    check_len(Arg::State, d, half.len())?;
+    check_room(Arg::Workspace, model_workspace_len(model), work.len())?;
+    if let Some(c) = clamp {
+        if c.min_dim() > d {
+            return Err(Error::InvalidIndex);
+        }
+    }
+    if !all_finite(x) {
+        return Err(Error::NonFiniteState);
+    }
+    if model.is_single_full_head() {
+        let head = model.head(0);
+        // The head's local order is its coordinate list; map the state into it and back.
+        let (xl, rest) = work.split_at_mut(d);
+        let (hl, rest) = rest.split_at_mut(d);
+        for (k, &c) in head.coords.iter().enumerate() {
+            xl[k] = x[c as usize];
+        }
+        let mut scheme = match kind {
+            StepKind::Isotropic => Scheme::Isotropic,
+            StepKind::Covariance => Scheme::Covariance,
+        };
+        match clamp {
+            None => sampler::step(&head.bridge, &mut scheme, None, xl, hl, noise, rest)?,
+            Some(c) => {
+                // Clamp in global coordinates, then step without a clamp in local ones.
+                let (xg, rest) = rest.split_at_mut(d);
+                xg.copy_from_slice(x);
+                c.apply(xg);
+                for (k, &cc) in head.coords.iter().enumerate() {
+                    xl[k] = xg[cc as usize];
+                }
+                sampler::step(&head.bridge, &mut scheme, None, xl, hl, noise, rest)?;
+            }
+        }
+        for (k, &c) in head.coords.iter().enumerate() {
+            x[c as usize] = xl[k];
+            half[c as usize] = hl[k];
+        }
+        return Ok(());
+    }
+    if kind == StepKind::Covariance {
+        return Err(Error::Unsupported);
+    }
+    localized_sweep(model, noise_mode, clamp, x, half, noise, work)
+}
+
+fn localized_sweep<T: ImageFloat, N: NormalSource>(
+    model: &ModelView<'_, T>,
+    noise_mode: NoiseMode,
+    clamp: Option<&Clamp<'_, T>>,
+    x: &mut [T],
+    half: &mut [T],
+    noise: &mut N,
+    work: &mut [T],
+) -> Result<(), Error> {
+    let d = model.d();
+    let (xc, rest) = work.split_at_mut(d);
+    let (xh, rest) = rest.split_at_mut(d);
+    let (xn, rest) = rest.split_at_mut(d);
+    let (xi, rest) = rest.split_at_mut(d);
+    let (y, bw) = rest.split_at_mut(MAX_HEAD_DIM);
+    let s = (T::from_f64(2.0) * model.eps()).sqrt();
+
+    xc.copy_from_slice(x);
+    if let Some(c) = clamp {
+        c.apply(xc);
+    }
+    if noise_mode == NoiseMode::Global {
+        noise.fill_normal(xi)?;
+        for ((h, &a), &z) in xh.iter_mut().zip(xc.iter()).zip(xi.iter()) {
+            *h = a + s * z;
+        }
+    } else {
+        xh.copy_from_slice(xc);
+    }
+    xn.copy_from_slice(xc);
+    for h in 0..model.n_heads() {
+        let head = model.head(h);
+        let da = head.coords.len();
+        let y = &mut y[..da];
+        match noise_mode {
+            NoiseMode::Global => {
+                for (yk, &c) in y.iter_mut().zip(head.coords) {
+                    *yk = xh[c as usize];
+                }
+            }
+            NoiseMode::PerHead => {
+                let xa = &mut xi[..da];
+                noise.fill_normal(xa)?;
+                for ((yk, &c), &z) in y.iter_mut().zip(head.coords).zip(xa.iter()) {
+                    *yk = xc[c as usize] + s * z;
+                }
+                // The half-step reports what each head saw at its own targets.
+                for &t in head.targets {
+                    if let Some(l) = head.local_index(t) {
+                        xh[t as usize] = y[l];
+                    }
+                }
+            }
+        }
+        if !all_finite(y) {
+            return Err(Error::NonFiniteState);
+        }
+        let p = head.bridge.pass(y, bw)?;
+        for &t in head.targets {
+            let l = head.local_index(t).ok_or(Error::InvalidLayout)?;
+            xn[t as usize] = head.bridge.column_mean_from_row(bw, p.sum, l);
+        }
+    }
+    if let Some(c) = clamp {
+        c.apply(xn);
+    }
+    x.copy_from_slice(xn);
+    half.copy_from_slice(xh);
+    Ok(())
+}
+
+/// How the closure call starts its chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClosureInit {
+    /// From the caller's `ψ` (e.g. the previous time step's value).
+    #[default]
+    Warm,
+    /// From the free coordinates of a random training sample (Algorithm 1, line 10).
+    RandomSample,
+}
+
+/// Settings of the closure call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClosureConfig {
+    /// `n_c`: sweeps (or steps, for a single-head model) per call; ≥ 1.
+    pub sweeps: usize,
+    /// Warm start or a random training sample.
+    pub init: ClosureInit,
+    /// Isotropic (default) or covariance noise (single-head models).
+    pub kind: StepKind,
+    /// Noise draws of the localized sweep.
+    pub noise: NoiseMode,
+}
+
+impl Default for ClosureConfig {
+    /// `n_c = 100` sweeps (paper 000 §5.1), warm start, isotropic noise, one draw per sweep.
+    fn default() -> Self {
+        ClosureConfig {
+            sweeps: 100,
+            init: ClosureInit::Warm,
+            kind: StepKind::Isotropic,
+            noise: NoiseMode::Global,
+        }
+    }
+}
+
+/// The closure call (000 §5.1, 001 §6.3): the state is `x ∈ R^d` with the conditioning
+/// coordinates `z_coords` clamped to `z_star`; `ψ` are the remaining (free) coordinates in
+/// increasing order (`psi.len() = d − z_coords.len()`). Runs `cfg.sweeps` conditional steps from
+/// `ψ` (warm start) or from a random training sample, and writes the free coordinates of the last
+/// projected state into `psi`. On error `psi` is unchanged.
+#[allow(clippy::too_many_arguments)]
+pub fn closure<T: ImageFloat>(
+    model: &ModelView<'_, T>,
+    cfg: &ClosureConfig,
+    z_coords: &[usize],
+    z_star: &[T],
+    psi: &mut [T],
+    rng: &mut Rng,
+    work: &mut [T],
+) -> Result<(), Error> {
+    let d = model.d();
+    let clamp = Clamp::new(d, z_coords, z_star)?;
+    check_len(Arg::Output, d - z_coords.len(), psi.len())?;
+    if cfg.sweeps == 0 {
+        return Err(Error::ZeroIterations);
+    }
+    if cfg.init == ClosureInit::Warm && !all_finite(psi) {
+        return Err(Error::NonFiniteState);
+    }
+    check_room(
+        Arg::Workspace,
+        model_workspace_len(model) + 2 * d,
+        work.len(),
+    )?;
+    let (x, rest) = work.split_at_mut(d);
+    let (half, rest) = rest.split_at_mut(d);
+    let is_free = |c: usize| !z_coords.contains(&c);
+    match cfg.init {
+        ClosureInit::Warm => {
+            let mut k = 0;
+            for (c, xc) in x.iter_mut().enumerate() {
+                if is_free(c) {
+                    *xc = psi[k];
+                    k += 1;
+                }
+            }
+        }
+        ClosureInit::RandomSample => {
+            let j = (rng.next_u64() % model.m() as u64) as usize;
+            for (c, xc) in x.iter_mut().enumerate() {
+                *xc = if is_free(c) {
+                    model.sample_value(j, c as u32).unwrap_or(T::ZERO)
+                } else {
+                    T::ZERO
+                };
+            }
+        }
+    }
+    clamp.apply(x);
+    for _ in 0..cfg.sweeps {
+        model_step(model, cfg.kind, cfg.noise, Some(&clamp), x, half, rng, rest)?;
+    }
+    let mut k = 0;
+    for (c, &xc) in x.iter().enumerate() {
+        if is_free(c) {
+            psi[k] = xc;
+            k += 1;
+        }
+    }
+    Ok(())
+}
+
+/// [`closure`] for `ncol` independent columns: `z_star` is `ncol × nz` and `psi` is
+/// `ncol × (d − nz)` (column-major in the sense of one row per column), and column `i` uses
+/// `rngs[i]`, so results do not depend on how columns are split over threads or ranks. Stops at
+/// the first failing column and returns its error; earlier columns keep their new `ψ`.
+#[allow(clippy::too_many_arguments)]
+pub fn closure_batch<T: ImageFloat>(
+    model: &ModelView<'_, T>,
+    cfg: &ClosureConfig,
+    z_coords: &[usize],
+    z_star: &[T],
+    psi: &mut [T],
+    rngs: &mut [Rng],
+    work: &mut [T],
+) -> Result<(), Error> {
+    let ncol = rngs.len();
+    let nz = z_coords.len();
+    let nf = model.d().checked_sub(nz).ok_or(Error::InvalidIndex)?;
+    check_len(Arg::Conditioning, ncol * nz, z_star.len())?;
+    check_len(Arg::Output, ncol * nf, psi.len())?;
+    for (i, rng) in rngs.iter_mut().enumerate() {
+        closure(
+            model,
+            cfg,
+            z_coords,
+            &z_star[i * nz..(i + 1) * nz],
+            &mut psi[i * nf..(i + 1) * nf],
+            rng,
+            work,
+        )?;
+    }
+    Ok(())
+}
+
+/// Work space of [`closure`] and [`closure_batch`].
+pub fn closure_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
+    model_workspace_len(model) + 2 * model.d()
+}
