@@ -37,7 +37,7 @@ pub enum NoiseMode {
     PerHead,
 }
 
-/// The step scheme of a model-level step.
+/// The noise of the closure call's steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StepKind {
     /// Isotropic noise: the localized sweep (multi-head), or 001 eq. 20 (single full head).
@@ -55,12 +55,17 @@ pub fn model_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
     3 * d + plain.max(local)
 }
 
-/// One step of `kind` on a model (see the module docs): reads `x` (length `d`), writes the noisy
-/// half-step into `half` and the new state into `x`. On error neither is changed.
+/// One step of `scheme` on a model (see the module docs): reads `x` (length `d`), writes the
+/// noisy half-step into `half` and the new state into `x`. On error neither is changed.
+///
+/// A single-full-head model takes every [`Scheme`] of [`crate::sampler`] (the gradient of a
+/// Bayesian scheme sees the state in the head's coordinate order, which is `0..d` for layouts
+/// built by [`crate::layout::single_head`]); a localized model takes [`Scheme::Isotropic`] (the
+/// sweep) and returns [`Error::Unsupported`] for the others.
 #[allow(clippy::too_many_arguments)]
 pub fn model_step<T: ImageFloat, N: NormalSource>(
     model: &ModelView<'_, T>,
-    kind: StepKind,
+    scheme: &mut Scheme<'_, T>,
     noise_mode: NoiseMode,
     clamp: Option<&Clamp<'_, T>>,
     x: &mut [T],
@@ -82,36 +87,25 @@ pub fn model_step<T: ImageFloat, N: NormalSource>(
     }
     if model.is_single_full_head() {
         let head = model.head(0);
-        // The head's local order is its coordinate list; map the state into it and back.
+        // Clamp in global coordinates, then map the state into the head's order and back.
         let (xl, rest) = work.split_at_mut(d);
         let (hl, rest) = rest.split_at_mut(d);
+        let (xg, rest) = rest.split_at_mut(d);
+        xg.copy_from_slice(x);
+        if let Some(c) = clamp {
+            c.apply(xg);
+        }
         for (k, &c) in head.coords.iter().enumerate() {
-            xl[k] = x[c as usize];
+            xl[k] = xg[c as usize];
         }
-        let mut scheme = match kind {
-            StepKind::Isotropic => Scheme::Isotropic,
-            StepKind::Covariance => Scheme::Covariance,
-        };
-        match clamp {
-            None => sampler::step(&head.bridge, &mut scheme, None, xl, hl, noise, rest)?,
-            Some(c) => {
-                // Clamp in global coordinates, then step without a clamp in local ones.
-                let (xg, rest) = rest.split_at_mut(d);
-                xg.copy_from_slice(x);
-                c.apply(xg);
-                for (k, &cc) in head.coords.iter().enumerate() {
-                    xl[k] = xg[cc as usize];
-                }
-                sampler::step(&head.bridge, &mut scheme, None, xl, hl, noise, rest)?;
-            }
-        }
+        sampler::step(&head.bridge, scheme, None, xl, hl, noise, rest)?;
         for (k, &c) in head.coords.iter().enumerate() {
             x[c as usize] = xl[k];
             half[c as usize] = hl[k];
         }
         return Ok(());
     }
-    if kind == StepKind::Covariance {
+    if !matches!(scheme, Scheme::Isotropic) {
         return Err(Error::Unsupported);
     }
     localized_sweep(model, noise_mode, clamp, x, half, noise, work)
@@ -277,8 +271,21 @@ pub fn closure<T: ImageFloat>(
         }
     }
     clamp.apply(x);
+    let mut scheme = match cfg.kind {
+        StepKind::Isotropic => Scheme::Isotropic,
+        StepKind::Covariance => Scheme::Covariance,
+    };
     for _ in 0..cfg.sweeps {
-        model_step(model, cfg.kind, cfg.noise, Some(&clamp), x, half, rng, rest)?;
+        model_step(
+            model,
+            &mut scheme,
+            cfg.noise,
+            Some(&clamp),
+            x,
+            half,
+            rng,
+            rest,
+        )?;
     }
     let mut k = 0;
     for (c, &xc) in x.iter().enumerate() {

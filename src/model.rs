@@ -522,8 +522,26 @@ impl<T> Head<'_, T> {
 impl<'a, T: ImageFloat> ModelView<'a, T> {
     /// Validates an image once — magic, version, float kind, sizes, canonical offsets, checksum,
     /// finite values, `v > 0`, `ρ > 0`, index ranges — and returns the view. `bytes` must be
-    /// 16-byte aligned; bytes past the declared length are ignored.
+    /// 16-byte aligned; bytes past the declared length are ignored. Costs one pass over the image.
     pub fn open(bytes: &'a [u8]) -> Result<Self, Error> {
+        let view = Self::parse_header(bytes, true)?;
+        view.validate_heads(view.first_section())?;
+        Ok(view)
+    }
+
+    /// Re-creates, in O(1), the view of an image that [`Self::open`] accepted and that has not
+    /// changed since (the C ABI keeps only the pointer between calls). Only the header is
+    /// checked; if the bytes were modified after `open`, calls on the view may fail or panic but
+    /// never read out of bounds.
+    pub fn reopen(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::parse_header(bytes, false)
+    }
+
+    fn first_section(&self) -> usize {
+        align_up(self.header_len + self.n_heads * self.entry_len)
+    }
+
+    fn parse_header(bytes: &'a [u8], verify_checksum: bool) -> Result<Self, Error> {
         check_platform()?;
         if bytes.len() < HEADER_LEN {
             return Err(Error::ImageTruncated);
@@ -553,7 +571,7 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             return Err(Error::ImageCorrupt);
         }
         let bytes = &bytes[..total];
-        if checksum(bytes) != get_u64(bytes, CHECKSUM_AT) {
+        if verify_checksum && checksum(bytes) != get_u64(bytes, CHECKSUM_AT) {
             return Err(Error::ImageChecksum);
         }
         let header_len = get_u32(bytes, 12) as usize;
@@ -590,7 +608,7 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
         if table_end > total {
             return Err(Error::ImageCorrupt);
         }
-        let view = ModelView {
+        Ok(ModelView {
             bytes,
             d,
             m: m as usize,
@@ -601,9 +619,7 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             entry_len,
             flags,
             _t: PhantomData,
-        };
-        view.validate_heads(align_up(table_end))?;
-        Ok(view)
+        })
     }
 
     fn entry(&self, h: usize) -> &'a [u8] {

@@ -7,7 +7,7 @@ use common::*;
 
 use sbridge::{
     model_step, model_workspace_len, write_model, write_workspace_len, Clamp, FitConfig,
-    HeadLayout, ModelView, NoiseMode, ReplayNormals, StepKind,
+    HeadLayout, ModelView, NoiseMode, ReplayNormals, Scheme,
 };
 
 const NAME: &str = "localized_gauss_d7_M200_eps0.05";
@@ -122,7 +122,7 @@ fn run_sampler(conditional: bool) -> f64 {
             let cl = conditional.then_some(&clamp);
             model_step(
                 &view,
-                StepKind::Isotropic,
+                &mut Scheme::Isotropic,
                 NoiseMode::Global,
                 cl,
                 &mut x,
