@@ -68,7 +68,7 @@ pub enum Error {
     NonFiniteState,
     /// A Sinkhorn tolerance `≤ 0` or not finite.
     InvalidTolerance,
-    /// A Sinkhorn iteration cap of zero.
+    /// A Sinkhorn iteration cap, sweep count or step count of zero.
     ZeroIterations,
     /// Sinkhorn did not reach the tolerance within the cap; the best `g = log v` seen was still
     /// written to the caller's buffer.
@@ -85,7 +85,7 @@ pub enum Error {
         /// The size asked for.
         requested: usize,
     },
-    /// A coordinate index is out of range or repeated.
+    /// A coordinate or head index is out of range or repeated.
     InvalidIndex,
     /// The small-step size is not in `(0, ε]` or not finite.
     InvalidStepSize,
@@ -152,44 +152,42 @@ impl Error {
     }
 
     /// A static one-line description of the error kind.
-    pub const fn message(&self) -> &'static str {
-        match self {
-            Error::EmptyData => "no training samples (M = 0)",
-            Error::ZeroDimension => "zero-dimensional samples (d = 0)",
-            Error::LengthMismatch { .. } => "a slice length does not match the sizes given",
-            Error::BufferTooSmall { .. } => "a work-space or output buffer is too short",
-            Error::InvalidEpsilon => "epsilon must be finite and > 0",
-            Error::InvalidBeta => "beta must be finite and <= 0",
-            Error::InvalidScale => "every scale must be finite and > 0",
-            Error::NonFiniteData => "training samples contain NaN or infinity",
-            Error::NonFiniteState => {
-                "query, state or conditioning value is NaN, infinite or beyond every kernel"
-            }
-            Error::InvalidTolerance => "Sinkhorn tolerance must be finite and > 0",
-            Error::ZeroIterations => "Sinkhorn iteration cap must be > 0",
-            Error::NotConverged { .. } => "Sinkhorn did not reach the tolerance within the cap",
-            Error::Capacity { .. } => "a compile-time capacity is exceeded",
-            Error::InvalidIndex => "a coordinate index is out of range or repeated",
-            Error::InvalidStepSize => "small-step size must satisfy 0 < dtau <= epsilon",
-            Error::DegenerateKde => {
-                "data covariance is singular: the Gaussian KDE for variable bandwidth is undefined"
-            }
-            Error::NonFiniteGradient => "the gradient callback returned NaN or infinity",
-            Error::NonFiniteWeights => "Sinkhorn weights (log v) are not finite",
-            Error::InvalidLayout => {
-                "head layout is inconsistent (offsets, neighbourhoods or targets)"
-            }
-            Error::ImageTruncated => "model image is truncated",
-            Error::ImageBadMagic => "not a model image (bad magic bytes)",
-            Error::ImageUnsupportedVersion => "model image has an unsupported format version",
-            Error::ImageWrongFloatKind => "model image holds another float kind (f32/f64)",
-            Error::ImageMisaligned => "model image buffer is not 16-byte aligned",
-            Error::ImageChecksum => "model image checksum mismatch (corrupt bytes)",
-            Error::ImageCorrupt => "model image sizes or offsets are inconsistent",
-            Error::Unsupported => "operation not supported for this model",
-        }
+    pub fn message(&self) -> &'static str {
+        MESSAGES[self.code() as usize].to_str().unwrap_or("")
     }
 }
+
+/// Messages indexed by status code (`0` is success), NUL-terminated for the C ABI.
+pub(crate) const MESSAGES: [&core::ffi::CStr; 28] = [
+    c"success",
+    c"no training samples (M = 0)",
+    c"zero-dimensional samples (d = 0)",
+    c"a slice length does not match the sizes given",
+    c"a work-space or output buffer is too short",
+    c"epsilon must be finite and > 0",
+    c"beta must be finite and <= 0",
+    c"every scale must be finite and > 0",
+    c"training samples contain NaN or infinity",
+    c"query, state or conditioning value is NaN, infinite or beyond every kernel",
+    c"Sinkhorn tolerance must be finite and > 0",
+    c"an iteration, sweep or step count of zero",
+    c"Sinkhorn did not reach the tolerance within the cap",
+    c"a compile-time capacity is exceeded",
+    c"a coordinate or head index is out of range or repeated",
+    c"small-step size must satisfy 0 < dtau <= epsilon",
+    c"data covariance is singular: the Gaussian KDE for variable bandwidth is undefined",
+    c"the gradient callback returned NaN or infinity",
+    c"Sinkhorn weights (log v) are not finite",
+    c"head layout is inconsistent (offsets, neighbourhoods or targets)",
+    c"model image is truncated",
+    c"not a model image (bad magic bytes)",
+    c"model image has an unsupported format version",
+    c"model image holds another float kind (f32/f64)",
+    c"model image buffer is not 16-byte aligned",
+    c"model image checksum mismatch (corrupt bytes)",
+    c"model image sizes or offsets are inconsistent",
+    c"operation not supported for this model",
+];
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -44,7 +44,7 @@
 
 #![no_std]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
@@ -53,6 +53,8 @@ pub mod bridge;
 pub mod dataset;
 pub mod dense;
 pub mod error;
+#[cfg(feature = "ffi")]
+pub mod ffi;
 pub mod fit;
 pub mod kernel;
 pub mod layout;
@@ -66,7 +68,19 @@ pub mod sinkhorn;
 #[cfg(feature = "std")]
 pub mod lorenz96;
 #[cfg(feature = "std")]
+pub mod model_io;
+#[cfg(feature = "std")]
 pub mod stats;
+
+/// Halts on panic in `no_std` static libraries (feature `panic-handler`). The core never panics
+/// on bad input; this only makes a firmware link.
+#[cfg(all(feature = "panic-handler", not(feature = "std"), not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
 
 pub use bandwidth::{KdeReport, VariableBandwidth};
 pub use bridge::{bridge_workspace_len, Bridge};
