@@ -44,7 +44,7 @@ pub const fn fit_workspace_len(m: usize) -> usize {
 
 /// Work space for [`VariableBandwidth::rho_at`]: a row of `M` plus the whitened query (`d`).
 pub const fn query_workspace_len(m: usize, d: usize) -> usize {
-    m + d
+    m.saturating_add(d)
 }
 
 /// Fits the Gaussian KDE of `data` (`M × d`) and writes the Cholesky factor of `H` (`d × d`,

@@ -33,7 +33,7 @@ pub struct Bridge<'a, T> {
 /// Work space of every [`Bridge`] query, in values of `T`: the whitened query (`d`), a row of
 /// `M` logits/weights and the metric weights (`d`).
 pub const fn bridge_workspace_len(m: usize, d: usize) -> usize {
-    m + 2 * d
+    m.saturating_add(d.saturating_mul(2))
 }
 
 /// The result of one pass: the row holds `e_j = exp(a_j − max)`, and `LSE_j a_j = max + ln sum`.

@@ -78,7 +78,7 @@ pub enum Error {
         /// Best residual `max_i |v_i (T v)_i − 1|` reached.
         residual: f64,
     },
-    /// A compile-time capacity (see the constants in [`crate::capacity`]) is exceeded.
+    /// A compile-time capacity ([`crate::MAX_DENSE_DIM`], [`crate::MAX_HEAD_DIM`]) is exceeded.
     Capacity {
         /// The capacity that was exceeded.
         limit: usize,

@@ -8,7 +8,8 @@
 //! `f64`.
 //!
 //! Layers (each only calls the ones below it): [`real`]/[`rng`] → [`kernel`] (the one hot loop)
-//! → [`sinkhorn`], [`bandwidth`] → [`bridge`] → [`sampler`]. Data are sample-major,
+//! → [`mod@sinkhorn`], [`bandwidth`] → [`bridge`] → [`sampler`] → [`layout`], [`model`],
+//! [`localized`]. Data are sample-major,
 //! `x[j*d + c]` (`X(d, M)` in Fortran, `double x[M][d]` in C).
 //!
 //! ```
@@ -81,6 +82,11 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
         core::hint::spin_loop();
     }
 }
+
+/// The README's Rust example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub use bandwidth::{KdeReport, VariableBandwidth};
 pub use bridge::{bridge_workspace_len, Bridge};

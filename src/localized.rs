@@ -51,8 +51,11 @@ pub enum StepKind {
 pub fn model_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
     let (m, d) = (model.m(), model.d());
     let plain = sampler_workspace_len(m, d);
-    let local = 4 * d + bridge_workspace_len(m, MAX_HEAD_DIM) + MAX_HEAD_DIM;
-    3 * d + plain.max(local)
+    let local = d
+        .saturating_mul(4)
+        .saturating_add(bridge_workspace_len(m, MAX_HEAD_DIM))
+        .saturating_add(MAX_HEAD_DIM);
+    d.saturating_mul(3).saturating_add(plain.max(local))
 }
 
 /// One step of `scheme` on a model (see the module docs): reads `x` (length `d`), writes the
@@ -332,5 +335,5 @@ pub fn closure_batch<T: ImageFloat>(
 
 /// Work space of [`closure`] and [`closure_batch`].
 pub fn closure_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
-    model_workspace_len(model) + 2 * model.d()
+    model_workspace_len(model).saturating_add(model.d().saturating_mul(2))
 }

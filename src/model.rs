@@ -594,11 +594,13 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
         if !structural {
             return Err(Error::ImageCorrupt);
         }
-        if !(eps.is_finite() && eps > 0.0) {
+        // The values as the model's float type sees them (an f32 image cannot hold 1e-60).
+        let (eps_t, beta_t) = (T::from_f64(eps), T::from_f64(beta));
+        if !(eps_t.is_finite() && eps_t > T::ZERO) {
             return Err(Error::InvalidEpsilon);
         }
         let variable = flags & FLAG_VARIABLE != 0;
-        if !(beta.is_finite() && beta <= 0.0) || (!variable && beta != 0.0) {
+        if !(beta_t.is_finite() && beta_t <= T::ZERO) || (!variable && beta != 0.0) {
             return Err(Error::InvalidBeta);
         }
         let table_end = n_heads
@@ -613,8 +615,8 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             d,
             m: m as usize,
             n_heads,
-            eps: T::from_f64(eps),
-            beta: variable.then(|| T::from_f64(beta)),
+            eps: eps_t,
+            beta: variable.then_some(beta_t),
             header_len,
             entry_len,
             flags,

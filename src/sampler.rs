@@ -111,7 +111,9 @@ impl<'c, T: Real> Clamp<'c, T> {
 
 /// Work space of [`step`] and [`run_chain`]: the bridge's, plus `4d + 2d²`.
 pub const fn sampler_workspace_len(m: usize, d: usize) -> usize {
-    crate::bridge::bridge_workspace_len(m, d) + 4 * d + 2 * d * d
+    crate::bridge::bridge_workspace_len(m, d)
+        .saturating_add(d.saturating_mul(4))
+        .saturating_add(d.saturating_mul(d).saturating_mul(2))
 }
 
 /// One step of `scheme` from `x` (length `d`): writes the half-step into `half` and the new state

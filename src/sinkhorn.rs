@@ -66,12 +66,12 @@ pub struct SinkhornReport {
 
 /// Work space of [`sinkhorn`] in values of `T`: three rows of `M` and the metric weights (`d`).
 pub const fn sinkhorn_workspace_len(m: usize, d: usize) -> usize {
-    3 * m + d
+    m.saturating_mul(3).saturating_add(d)
 }
 
 /// Room for the cached-kernel path: `M²` values.
 pub const fn kernel_cache_len(m: usize) -> usize {
-    m * m
+    m.saturating_mul(m)
 }
 
 /// Solves for `g = log v` on `data` with bandwidth `ε` and optional training-point bandwidths

@@ -10,7 +10,7 @@
 //! between `sb_model_open_*` and the calls that use its `SbModel`.
 //!
 //! This is the only module of the crate with `unsafe` code: turning the caller's pointers into
-//! slices, in [`args`], each block with its safety argument.
+//! slices, in the private `args` module, each block with its safety argument.
 
 #![allow(unsafe_code)]
 #![allow(clippy::missing_safety_doc)]
