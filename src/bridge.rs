@@ -198,16 +198,41 @@ impl<'a, T: Real> Bridge<'a, T> {
 
     /// `m = Σ_j e_j x^(j) / Σ_j e_j` from the row of the last pass into `out` (length `d`).
     pub(crate) fn mean_from_row(&self, work: &[T], sum: T, out: &mut [T]) {
-        out.fill(T::ZERO);
-        for (xj, &e) in self.data.data().chunks_exact(self.d()).zip(self.row(work)) {
-            for (o, &v) in out.iter_mut().zip(xj) {
-                *o += e * v;
+        // Accumulators in registers for small d (the generic loop keeps them in `out`, so every
+        // sample waits on a store-to-load round trip); same operations, same order, same bits.
+        match self.d() {
+            1 => self.mean_acc::<1>(work, out),
+            2 => self.mean_acc::<2>(work, out),
+            3 => self.mean_acc::<3>(work, out),
+            4 => self.mean_acc::<4>(work, out),
+            5 => self.mean_acc::<5>(work, out),
+            6 => self.mean_acc::<6>(work, out),
+            7 => self.mean_acc::<7>(work, out),
+            8 => self.mean_acc::<8>(work, out),
+            _ => {
+                out.fill(T::ZERO);
+                for (xj, &e) in self.data.data().chunks_exact(self.d()).zip(self.row(work)) {
+                    for (o, &v) in out.iter_mut().zip(xj) {
+                        *o += e * v;
+                    }
+                }
             }
         }
         let inv = T::ONE / sum;
         for o in out.iter_mut() {
             *o *= inv;
         }
+    }
+
+    #[inline(always)]
+    fn mean_acc<const D: usize>(&self, work: &[T], out: &mut [T]) {
+        let mut acc = [T::ZERO; D];
+        for (xj, &e) in self.data.data().chunks_exact(D).zip(self.row(work)) {
+            for c in 0..D {
+                acc[c] += e * xj[c];
+            }
+        }
+        out[..D].copy_from_slice(&acc);
     }
 
     /// `C = ε⁻¹ Σ_j w_j (x^(j) − m)(x^(j) − m)ᵀ` (explicit differences) into `out` (`d × d`).
