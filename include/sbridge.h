@@ -565,6 +565,13 @@ SbStatus sb_head_info(const SbModel *model, size_t h, SbHeadInfo *out);
 // The work space each kind of call needs on this model.
 SbStatus sb_workspace_lens(const SbModel *model, SbWorkspaceLens *out);
 
+// Training value of coordinate `c` in sample `j` (e.g. to start a chain from a training
+// sample); `SB_INVALID_INDEX` when `j >= M` or no head sees coordinate `c`.
+SbStatus sb_training_value_f64(const SbModel *model, size_t j, size_t c, double *out);
+
+// Single-precision `sb_training_value_f64`.
+SbStatus sb_training_value_f32(const SbModel *model, size_t j, size_t c, float *out);
+
 // Seeds `rng` with the stream keyed by `(seed, stream)` (e.g. a global column index). The state
 // is plain data: copying it is a checkpoint that restarts bit for bit.
 SbStatus sb_rng_seed(uint64_t seed, uint64_t stream, SbRng *rng);

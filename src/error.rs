@@ -162,7 +162,7 @@ pub(crate) const MESSAGES: [&core::ffi::CStr; 28] = [
     c"success",
     c"no training samples (M = 0)",
     c"zero-dimensional samples (d = 0)",
-    c"a slice length does not match the sizes given",
+    c"a length does not match the sizes given",
     c"a work-space or output buffer is too short",
     c"epsilon must be finite and > 0",
     c"beta must be finite and <= 0",

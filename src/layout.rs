@@ -168,6 +168,12 @@ impl<'a> HeadLayout<'a> {
 
 impl LayoutStorage<'_> {
     fn check(&self, s: LayoutSizes) -> Result<(), Error> {
+        if s.heads >= u32::MAX as usize || s.nb >= u32::MAX as usize || s.tg >= u32::MAX as usize {
+            return Err(Error::Capacity {
+                limit: u32::MAX as usize,
+                requested: s.heads.max(s.nb).max(s.tg),
+            });
+        }
         check_room(Arg::Output, s.heads + 1, self.nb_offsets.len())?;
         check_room(Arg::Output, s.nb, self.nb_coords.len())?;
         check_room(Arg::Output, s.heads + 1, self.tg_offsets.len())?;
@@ -233,12 +239,18 @@ pub fn single_head(d: usize, st: LayoutStorage<'_>) -> Result<HeadLayout<'_>, Er
 }
 
 /// Sizes for [`periodic_stencil`].
+/// Sizes saturate at `usize::MAX` instead of overflowing (such a layout cannot be built).
 pub const fn periodic_stencil_sizes(n: usize, r: usize) -> LayoutSizes {
     LayoutSizes {
         heads: n,
-        nb: n * (2 * r + 1),
+        nb: n.saturating_mul(stencil_width(r)),
         tg: n,
     }
+}
+
+/// `2r + 1`, saturating.
+const fn stencil_width(r: usize) -> usize {
+    r.saturating_mul(2).saturating_add(1)
 }
 
 /// Ring of `n` points, head `a` sees `{a−r, …, a+r} mod n` (in that order) and writes `a`.
@@ -248,7 +260,7 @@ pub fn periodic_stencil(
     r: usize,
     st: LayoutStorage<'_>,
 ) -> Result<HeadLayout<'_>, Error> {
-    if 2 * r + 1 > n {
+    if stencil_width(r) > n {
         return Err(Error::InvalidLayout);
     }
     build(n, periodic_stencil_sizes(n, r), st, |a, nb, tg| {
@@ -260,11 +272,11 @@ pub fn periodic_stencil(
     })
 }
 
-/// Sizes for [`closure_layout`].
+/// Sizes for [`closure_layout`] (saturating).
 pub const fn closure_layout_sizes(k: usize, blocks: usize, r: usize) -> LayoutSizes {
     LayoutSizes {
         heads: k,
-        nb: k * blocks * (2 * r + 1),
+        nb: k.saturating_mul(blocks).saturating_mul(stencil_width(r)),
         tg: k,
     }
 }
@@ -281,7 +293,7 @@ pub fn closure_layout(
     r: usize,
     st: LayoutStorage<'_>,
 ) -> Result<HeadLayout<'_>, Error> {
-    if blocks == 0 || 2 * r + 1 > k {
+    if blocks == 0 || stencil_width(r) > k || k.checked_mul(blocks).is_none() {
         return Err(Error::InvalidLayout);
     }
     let per = blocks * (2 * r + 1);
@@ -303,12 +315,14 @@ pub fn closure_layout(
     )
 }
 
-/// Sizes for [`temporal_blocks`].
+/// Sizes for [`temporal_blocks`] (saturating).
 pub const fn temporal_blocks_sizes(s: usize, k: usize) -> LayoutSizes {
+    let heads = k.saturating_add(1).saturating_mul(s);
+    let ss = s.saturating_mul(s);
     LayoutSizes {
-        heads: (k + 1) * s,
-        nb: s * s + k * s * 2 * s,
-        tg: (k + 1) * s,
+        heads,
+        nb: ss.saturating_add(k.saturating_mul(ss).saturating_mul(2)),
+        tg: heads,
     }
 }
 
@@ -319,6 +333,9 @@ pub const fn temporal_blocks_sizes(s: usize, k: usize) -> LayoutSizes {
 pub fn temporal_blocks(s: usize, k: usize, st: LayoutStorage<'_>) -> Result<HeadLayout<'_>, Error> {
     if s == 0 {
         return Err(Error::ZeroDimension);
+    }
+    if temporal_blocks_sizes(s, k).nb == usize::MAX {
+        return Err(Error::InvalidLayout);
     }
     build((k + 1) * s, temporal_blocks_sizes(s, k), st, |a, nb, tg| {
         let t = a / s;

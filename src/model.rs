@@ -91,8 +91,12 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     h
 }
 
-const fn align_up(x: usize) -> usize {
-    x.div_ceil(ALIGN) * ALIGN
+/// `x` rounded up to a multiple of [`ALIGN`]; `None` on overflow.
+const fn align_up(x: usize) -> Option<usize> {
+    match x.checked_add(ALIGN - 1) {
+        Some(v) => Some(v / ALIGN * ALIGN),
+        None => None,
+    }
 }
 
 /// Byte offsets of one head's sections (0 for absent ones) and where the next head starts.
@@ -121,7 +125,7 @@ fn head_sections(
     let mut pos = at;
     let mut take = |bytes: usize| -> Option<usize> {
         let here = pos;
-        pos = align_up(pos.checked_add(bytes)?);
+        pos = align_up(pos.checked_add(bytes)?)?;
         Some(here)
     };
     let coords = take(4 * da)?;
@@ -168,7 +172,13 @@ pub fn image_len<T: ImageFloat>(
 ) -> usize {
     let flags = flags_for(variable_bandwidth, scales);
     let fs = core::mem::size_of::<T>();
-    let mut at = align_up(HEADER_LEN + layout.n_heads() * HEAD_ENTRY_LEN);
+    let table = layout
+        .n_heads()
+        .checked_mul(HEAD_ENTRY_LEN)
+        .and_then(|t| align_up(t.checked_add(HEADER_LEN)?));
+    let Some(mut at) = table else {
+        return usize::MAX;
+    };
     for h in 0..layout.n_heads() {
         match head_sections(
             at,
@@ -438,7 +448,7 @@ pub fn write_model<'b, T: ImageFloat>(
         image_len: total,
     };
     let mut all_converged = true;
-    let mut at = align_up(HEADER_LEN + n * HEAD_ENTRY_LEN);
+    let mut at = align_up(HEADER_LEN + n * HEAD_ENTRY_LEN).ok_or(Error::ImageCorrupt)?;
     for h in 0..n {
         let (nb, tg) = (layout.neighbourhood(h), layout.targets(h));
         let s = head_sections(at, fs, m, nb.len(), tg.len(), flags).ok_or(Error::ImageCorrupt)?;
@@ -525,20 +535,24 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
     /// 16-byte aligned; bytes past the declared length are ignored. Costs one pass over the image.
     pub fn open(bytes: &'a [u8]) -> Result<Self, Error> {
         let view = Self::parse_header(bytes, true)?;
-        view.validate_heads(view.first_section())?;
+        view.validate_heads(view.first_section(), true)?;
         Ok(view)
     }
 
-    /// Re-creates, in O(1), the view of an image that [`Self::open`] accepted and that has not
-    /// changed since (the C ABI keeps only the pointer between calls). Only the header is
-    /// checked; if the bytes were modified after `open`, calls on the view may fail or panic but
-    /// never read out of bounds.
+    /// Re-creates the view of an image that [`Self::open`] accepted (the C ABI keeps only the
+    /// pointer between calls). Checks the header and the structure — sizes, canonical offsets,
+    /// coordinate ranges — in `O(Σ_α d_α)`, but neither the checksum nor the values, so it costs
+    /// nothing next to a bridge step. If the bytes changed after `open`, calls on the view may
+    /// give wrong numbers or errors, but never panic or read out of bounds.
     pub fn reopen(bytes: &'a [u8]) -> Result<Self, Error> {
-        Self::parse_header(bytes, false)
+        let view = Self::parse_header(bytes, false)?;
+        view.validate_heads(view.first_section(), false)?;
+        Ok(view)
     }
 
     fn first_section(&self) -> usize {
-        align_up(self.header_len + self.n_heads * self.entry_len)
+        // parse_header checked that the table ends inside the image, so this cannot overflow.
+        align_up(self.header_len + self.n_heads * self.entry_len).unwrap_or(usize::MAX)
     }
 
     fn parse_header(bytes: &'a [u8], verify_checksum: bool) -> Result<Self, Error> {
@@ -645,7 +659,9 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
         }
     }
 
-    fn validate_heads(&self, mut at: usize) -> Result<(), Error> {
+    /// Structure of every head (dims, canonical offsets, coordinates); with `values`, also target
+    /// uniqueness across heads and every value (finite data and weights, scales, bandwidth).
+    fn validate_heads(&self, mut at: usize, values: bool) -> Result<(), Error> {
         let fs = core::mem::size_of::<T>();
         let total = self.bytes.len();
         for h in 0..self.n_heads {
@@ -670,6 +686,9 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             crate::layout::check_coords(self.d, coords)?;
             if !targets.iter().all(|t| coords.contains(t)) {
                 return Err(Error::InvalidLayout);
+            }
+            if !values {
+                continue;
             }
             for g in 0..h {
                 let other = self.targets_of(g);

@@ -164,6 +164,10 @@ pub(crate) unsafe fn layout_from<'a>(
 
 fn write_sizes(s: LayoutSizes, out: *mut SbLayoutSizes) -> SbStatus {
     guard(|| {
+        // The size functions saturate: a saturated (or u32-overflowing) size cannot be built.
+        if s.heads >= u32::MAX as usize || s.nb >= u32::MAX as usize || s.tg >= u32::MAX as usize {
+            return Err(SB_INVALID_ARGUMENT);
+        }
         // SAFETY: `out` is one writable SbLayoutSizes (module contract).
         let o = unsafe { output_ref(out)? };
         *o = SbLayoutSizes {
@@ -617,6 +621,9 @@ pub(crate) unsafe fn view<'a, T: ImageFloat>(
 ) -> Result<ModelView<'a, T>, SbStatus> {
     // SAFETY: module contract for `model`.
     let mm: SbModel = unsafe { *input_ref(model)? };
+    if mm.float_size != 4 && mm.float_size != 8 {
+        return Err(SB_IMAGE_CORRUPT);
+    }
     if mm.float_size as usize != core::mem::size_of::<T>() {
         return Err(SB_IMAGE_WRONG_FLOAT_KIND);
     }
@@ -738,4 +745,45 @@ pub unsafe extern "C" fn sb_workspace_lens(
         *o = unsafe { with_any_view(model, |v| Ok(lens_of(&v)), |v| Ok(lens_of(&v)))? };
         Ok(())
     })
+}
+
+unsafe fn training_value_impl<T: ImageFloat>(
+    model: *const SbModel,
+    j: usize,
+    c: usize,
+    out: *mut T,
+) -> SbStatus {
+    guard(|| {
+        // SAFETY: module contract for `model` and `out`.
+        let (v, o) = unsafe { (view::<T>(model)?, output_ref(out)?) };
+        disjoint(Span::one(&*o), &[Span::of(v.bytes())])?;
+        let c = u32::try_from(c).map_err(|_| SB_INVALID_INDEX)?;
+        *o = v.sample_value(j, c).ok_or(SB_INVALID_INDEX)?;
+        Ok(())
+    })
+}
+
+/// Training value of coordinate `c` in sample `j` (e.g. to start a chain from a training
+/// sample); `SB_INVALID_INDEX` when `j >= M` or no head sees coordinate `c`.
+#[no_mangle]
+pub unsafe extern "C" fn sb_training_value_f64(
+    model: *const SbModel,
+    j: usize,
+    c: usize,
+    out: *mut f64,
+) -> SbStatus {
+    // SAFETY: forwarded module contract.
+    unsafe { training_value_impl(model, j, c, out) }
+}
+
+/// Single-precision `sb_training_value_f64`.
+#[no_mangle]
+pub unsafe extern "C" fn sb_training_value_f32(
+    model: *const SbModel,
+    j: usize,
+    c: usize,
+    out: *mut f32,
+) -> SbStatus {
+    // SAFETY: forwarded module contract.
+    unsafe { training_value_impl(model, j, c, out) }
 }

@@ -139,6 +139,9 @@ unsafe fn chain_impl<T: ImageFloat, G: Gradient<T>>(
     work_len: usize,
 ) -> SbStatus {
     guard(|| {
+        if steps == 0 {
+            return Err(SB_ZERO_ITERATIONS);
+        }
         let rec_len = steps.checked_mul(d).ok_or(SB_INVALID_ARGUMENT)?;
         // SAFETY: module contract for every pointer; outputs are checked disjoint below before
         // anything is written.
@@ -384,7 +387,7 @@ unsafe fn closure_impl<T: ImageFloat>(
                 output_opt(failed_col, 1)?,
             )
         };
-        if (nz > 0 && (zc.is_empty() || zs.is_empty())) || ncol == 0 {
+        if nz > 0 && ncol > 0 && (zc.is_empty() || zs.is_empty()) {
             return Err(SB_NULL_POINTER);
         }
         let fc_span = fc.as_deref().map_or(Span(0, 0), Span::of);
