@@ -423,24 +423,105 @@ pub fn write_model<'b, T: ImageFloat>(
     let full = Dataset::new(data, d, scales)?;
     let (m, flags, total) = check_write_args(buf, &full, layout, cfg)?;
     check_room(Arg::Workspace, write_workspace_len(m), work.len())?;
-    let fs = core::mem::size_of::<T>();
+    let img = &mut buf[..total];
+    write_header(img, &full, layout.n_heads(), flags, total, cfg);
+    let mut report = ModelFitReport {
+        heads: layout.n_heads(),
+        max_iterations: 0,
+        max_residual: 0.0,
+        image_len: total,
+    };
+    let mut all_converged = true;
+    let mut places = HeadPlaces::new(layout, m, core::mem::size_of::<T>(), flags)?;
+    for h in 0..layout.n_heads() {
+        let s = places.next_head(h)?;
+        let (nb, tg) = (layout.neighbourhood(h), layout.targets(h));
+        let fit = fill_head(
+            &mut img[s.coords..s.end],
+            &relative(&s),
+            &full,
+            nb,
+            tg,
+            cfg,
+            work,
+        )?;
+        write_entry(img, h, nb.len(), tg.len(), &s, &fit);
+        report.max_iterations = report.max_iterations.max(fit.iterations);
+        report.max_residual = report.max_residual.max(fit.residual);
+        all_converged &= fit.converged;
+    }
+    seal(buf, total, report, all_converged)
+}
+
+/// [`write_model`] with the heads fitted on up to `threads` host threads (heads are independent;
+/// each thread fits a contiguous run of heads into its own disjoint region of the image with its
+/// own work space). The bytes written are identical to [`write_model`]'s for any thread count.
+#[cfg(feature = "std")]
+pub fn write_model_threaded<'b, T: ImageFloat>(
+    buf: &'b mut [u8],
+    data: &[T],
+    d: usize,
+    scales: Option<&[T]>,
+    layout: &HeadLayout<'_>,
+    cfg: &FitConfig<T>,
+    threads: usize,
+) -> Result<(ModelView<'b, T>, ModelFitReport), Error> {
+    use std::vec::Vec;
+    let full = Dataset::new(data, d, scales)?;
+    let (m, flags, total) = check_write_args(buf, &full, layout, cfg)?;
     let n = layout.n_heads();
     let img = &mut buf[..total];
-    img.fill(0);
-    img[..8].copy_from_slice(&MAGIC);
-    img[8..10].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
-    img[10..12].copy_from_slice(&FORMAT_MINOR.to_le_bytes());
-    put_u32(img, 12, HEADER_LEN as u32);
-    put_u32(img, 16, fs as u32);
-    put_u32(img, 20, flags);
-    put_u64(img, 24, total as u64);
-    put_u32(img, 32, d as u32);
-    put_u32(img, 36, n as u32);
-    put_u64(img, 40, m as u64);
-    put_u64(img, 48, cfg.eps.to_f64().to_bits());
-    put_u64(img, 56, cfg.beta.map_or(0.0, |b| b.to_f64()).to_bits());
-    put_u32(img, 64, HEAD_ENTRY_LEN as u32);
-
+    write_header(img, &full, n, flags, total, cfg);
+    let mut places = HeadPlaces::new(layout, m, core::mem::size_of::<T>(), flags)?;
+    let mut sections = Vec::with_capacity(n);
+    for h in 0..n {
+        sections.push(places.next_head(h)?);
+    }
+    // Split the image after the head table into one region per head (they are contiguous).
+    let first = sections.first().map_or(total, |s| s.coords);
+    let (table, mut rest) = img.split_at_mut(first);
+    let mut regions = Vec::with_capacity(n);
+    for s in &sections {
+        let (r, tail) = rest.split_at_mut(s.end - s.coords);
+        regions.push(r);
+        rest = tail;
+    }
+    let threads = threads.clamp(1, n.max(1));
+    let per = n.div_ceil(threads);
+    let mut fits: Vec<Result<HeadFit, Error>> = Vec::with_capacity(n);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut first_head = 0;
+        let mut regions = regions.into_iter();
+        while first_head < n {
+            let count = per.min(n - first_head);
+            let chunk: Vec<&mut [u8]> = regions.by_ref().take(count).collect();
+            let secs = &sections[first_head..first_head + count];
+            let full = &full;
+            let h0 = first_head;
+            handles.push(scope.spawn(move || {
+                let mut work = std::vec![T::ZERO; write_workspace_len(m)];
+                chunk
+                    .into_iter()
+                    .zip(secs)
+                    .enumerate()
+                    .map(|(k, (region, s))| {
+                        let h = h0 + k;
+                        let (nb, tg) = (layout.neighbourhood(h), layout.targets(h));
+                        fill_head(region, &relative(s), full, nb, tg, cfg, &mut work)
+                    })
+                    .collect::<Vec<_>>()
+            }));
+            first_head += count;
+        }
+        for handle in handles {
+            match handle.join() {
+                Ok(v) => fits.extend(v),
+                Err(_) => fits.push(Err(Error::Unsupported)),
+            }
+        }
+    });
+    let _ = table;
     let mut report = ModelFitReport {
         heads: n,
         max_iterations: 0,
@@ -448,43 +529,122 @@ pub fn write_model<'b, T: ImageFloat>(
         image_len: total,
     };
     let mut all_converged = true;
-    let mut at = align_up(HEADER_LEN + n * HEAD_ENTRY_LEN).ok_or(Error::ImageCorrupt)?;
-    for h in 0..n {
-        let (nb, tg) = (layout.neighbourhood(h), layout.targets(h));
-        let s = head_sections(at, fs, m, nb.len(), tg.len(), flags).ok_or(Error::ImageCorrupt)?;
-        let rel = Sections {
-            coords: 0,
-            targets: s.targets - at,
-            data: s.data - at,
-            log_v: s.log_v - at,
-            scales: s.scales.saturating_sub(at),
-            chol: s.chol.saturating_sub(at),
-            whitened: s.whitened.saturating_sub(at),
-            rho: s.rho.saturating_sub(at),
-            end: s.end - at,
-        };
-        let fit = fill_head(&mut img[at..s.end], &rel, &full, nb, tg, cfg, work)?;
-        let e = HEADER_LEN + h * HEAD_ENTRY_LEN;
-        put_u32(img, e, nb.len() as u32);
-        put_u32(img, e + 4, tg.len() as u32);
-        put_u64(img, e + 8, fit.log_z.to_bits());
-        for (k, off) in [
-            s.coords, s.targets, s.data, s.log_v, s.scales, s.chol, s.whitened, s.rho,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            put_u64(img, e + 16 + 8 * k, off as u64);
-        }
-        put_u32(img, e + 80, fit.iterations);
-        put_u64(img, e + 88, fit.residual.to_bits());
+    for (h, (fit, s)) in fits.into_iter().zip(&sections).enumerate() {
+        let fit = fit?;
+        write_entry(
+            img,
+            h,
+            layout.neighbourhood(h).len(),
+            layout.targets(h).len(),
+            s,
+            &fit,
+        );
         report.max_iterations = report.max_iterations.max(fit.iterations);
         report.max_residual = report.max_residual.max(fit.residual);
         all_converged &= fit.converged;
-        at = s.end;
     }
-    let sum = checksum(img);
-    put_u64(img, CHECKSUM_AT, sum);
+    seal(buf, total, report, all_converged)
+}
+
+/// Writes the header fields (the head table and sections are written per head).
+fn write_header<T: ImageFloat>(
+    img: &mut [u8],
+    full: &Dataset<'_, T>,
+    n: usize,
+    flags: u32,
+    total: usize,
+    cfg: &FitConfig<T>,
+) {
+    img.fill(0);
+    img[..8].copy_from_slice(&MAGIC);
+    img[8..10].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
+    img[10..12].copy_from_slice(&FORMAT_MINOR.to_le_bytes());
+    put_u32(img, 12, HEADER_LEN as u32);
+    put_u32(img, 16, core::mem::size_of::<T>() as u32);
+    put_u32(img, 20, flags);
+    put_u64(img, 24, total as u64);
+    put_u32(img, 32, full.d() as u32);
+    put_u32(img, 36, n as u32);
+    put_u64(img, 40, full.m() as u64);
+    put_u64(img, 48, cfg.eps.to_f64().to_bits());
+    put_u64(img, 56, cfg.beta.map_or(0.0, |b| b.to_f64()).to_bits());
+    put_u32(img, 64, HEAD_ENTRY_LEN as u32);
+}
+
+/// The canonical places of the heads' sections, head after head.
+struct HeadPlaces<'l> {
+    layout: &'l HeadLayout<'l>,
+    m: usize,
+    fs: usize,
+    flags: u32,
+    at: usize,
+}
+
+impl<'l> HeadPlaces<'l> {
+    fn new(layout: &'l HeadLayout<'l>, m: usize, fs: usize, flags: u32) -> Result<Self, Error> {
+        let at =
+            align_up(HEADER_LEN + layout.n_heads() * HEAD_ENTRY_LEN).ok_or(Error::ImageCorrupt)?;
+        Ok(HeadPlaces {
+            layout,
+            m,
+            fs,
+            flags,
+            at,
+        })
+    }
+    /// Sections of head `h` (call for `h = 0, 1, …` in order).
+    fn next_head(&mut self, h: usize) -> Result<Sections, Error> {
+        let (nb, tg) = (self.layout.neighbourhood(h), self.layout.targets(h));
+        let s = head_sections(self.at, self.fs, self.m, nb.len(), tg.len(), self.flags)
+            .ok_or(Error::ImageCorrupt)?;
+        self.at = s.end;
+        Ok(s)
+    }
+}
+
+/// Section offsets relative to the head's first byte (`s.coords`).
+fn relative(s: &Sections) -> Sections {
+    let at = s.coords;
+    Sections {
+        coords: 0,
+        targets: s.targets - at,
+        data: s.data - at,
+        log_v: s.log_v - at,
+        scales: s.scales.saturating_sub(at),
+        chol: s.chol.saturating_sub(at),
+        whitened: s.whitened.saturating_sub(at),
+        rho: s.rho.saturating_sub(at),
+        end: s.end - at,
+    }
+}
+
+/// Writes head `h`'s table entry.
+fn write_entry(img: &mut [u8], h: usize, da: usize, nt: usize, s: &Sections, fit: &HeadFit) {
+    let e = HEADER_LEN + h * HEAD_ENTRY_LEN;
+    put_u32(img, e, da as u32);
+    put_u32(img, e + 4, nt as u32);
+    put_u64(img, e + 8, fit.log_z.to_bits());
+    for (k, off) in [
+        s.coords, s.targets, s.data, s.log_v, s.scales, s.chol, s.whitened, s.rho,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        put_u64(img, e + 16 + 8 * k, off as u64);
+    }
+    put_u32(img, e + 80, fit.iterations);
+    put_u64(img, e + 88, fit.residual.to_bits());
+}
+
+/// Writes the checksum, opens the image and reports (NotConverged when a head missed `tol`).
+fn seal<T: ImageFloat>(
+    buf: &mut [u8],
+    total: usize,
+    report: ModelFitReport,
+    all_converged: bool,
+) -> Result<(ModelView<'_, T>, ModelFitReport), Error> {
+    let sum = checksum(&buf[..total]);
+    put_u64(buf, CHECKSUM_AT, sum);
     let view = ModelView::open(&buf[..total])?;
     if all_converged {
         Ok((view, report))

@@ -151,3 +151,30 @@ fn conditional_localized_sampler_matches_reference() {
     println!("conditional localized sampler max abs err {err:.1e}");
     assert!(err <= 1e-10);
 }
+
+#[test]
+fn threaded_fit_writes_the_same_bytes() {
+    let mut seq = image();
+    let view = build(bytemuck::cast_slice_mut(&mut seq));
+    let len = view.bytes().len();
+    let x = csv(NAME, "X.csv");
+    let lam = csv(NAME, "lambdas.csv");
+    let d = x.cols;
+    let nb: Vec<u32> = lam.v.iter().map(|&c| c as u32).collect();
+    let nb_off: Vec<u32> = (0..=d).map(|a| (a * lam.cols) as u32).collect();
+    let tg: Vec<u32> = (0..d as u32).collect();
+    let tg_off: Vec<u32> = (0..=d as u32).collect();
+    let layout = HeadLayout::new(d, &nb_off, &nb, &tg_off, &tg).unwrap();
+    let mut cfg = FitConfig::new(param_f64(&params(NAME), "eps"));
+    cfg.sinkhorn.tol = 1e-13;
+    let want: Vec<u8> = bytemuck::cast_slice::<u128, u8>(&seq)[..len].to_vec();
+    for threads in [1, 2, 3, 8] {
+        let mut par = image();
+        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut par);
+        let (v, rep) =
+            sbridge::model::write_model_threaded(buf, &x.v, d, None, &layout, &cfg, threads)
+                .unwrap();
+        assert_eq!(rep.heads, d);
+        assert_eq!(v.bytes(), &want[..], "{threads} threads");
+    }
+}

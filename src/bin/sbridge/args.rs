@@ -76,6 +76,9 @@ pub struct FitArgs {
     /// Write the model even when a head's Sinkhorn run misses the tolerance (exit code 0).
     #[arg(long)]
     pub allow_unconverged: bool,
+    /// Threads fitting heads in parallel (default: all cores); the model bytes do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    pub threads: Option<u64>,
     /// Suppress the progress display and the summary.
     #[arg(long, short)]
     pub quiet: bool,

@@ -4,7 +4,7 @@ use crate::args::FitArgs;
 use crate::io::{check_output_path, read_matrix, Matrix};
 use crate::layout_spec::{self, OwnedLayout};
 use crate::{progress, CliError, CliResult};
-use sbridge::model::{image_len, write_model, write_workspace_len, ImageFloat};
+use sbridge::model::{image_len, write_model_threaded, ImageFloat};
 use sbridge::model_io::ModelImage;
 use sbridge::{Error, FitConfig, ModelFitReport, SinkhornOptions};
 use std::path::Path;
@@ -78,6 +78,8 @@ pub struct FitParams {
     pub tol: Option<f64>,
     /// Sinkhorn iteration cap.
     pub max_iter: u32,
+    /// Host threads fitting heads in parallel (the bytes written do not depend on it).
+    pub threads: usize,
 }
 
 /// Fits `layout` on `data` (`M × d`, f64) into a model image of float kind `T`.
@@ -93,6 +95,7 @@ pub fn fit_image<T: ImageFloat>(
         beta,
         tol,
         max_iter,
+        threads,
     } = *p;
     let data_t: Vec<T> = data.iter().map(|&v| T::from_f64(v)).collect();
     let scales_t: Option<Vec<T>> = scales.map(|s| s.iter().map(|&v| T::from_f64(v)).collect());
@@ -114,15 +117,14 @@ pub fn fit_image<T: ImageFloat>(
         });
     }
     let mut image = ModelImage::with_len(len);
-    let mut work = vec![T::ZERO; write_workspace_len(m)];
-    let res = write_model(
+    let res = write_model_threaded(
         image.as_mut_bytes(),
         &data_t,
         d,
         scales_t.as_deref(),
         &view,
         &cfg,
-        &mut work,
+        threads,
     );
     match res {
         Ok((_, report)) => Ok(Fitted {
@@ -179,6 +181,7 @@ pub fn run(a: &FitArgs) -> CliResult<()> {
         beta: a.beta,
         tol: a.tol,
         max_iter: a.max_iter,
+        threads: crate::args::threads(a.threads),
     };
     let (x, d, sc) = (&data.data, data.cols, scales.as_deref());
     let fitted = if a.f32 {
