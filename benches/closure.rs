@@ -11,6 +11,9 @@
 //! our figures are printed alone after a `REFERENCE UNAVAILABLE: <why>` line; the bench never fails
 //! for that.
 
+mod common;
+use common::{load_average, measure, Stat, MIN_REP_SECONDS};
+
 use sbridge::kernel::{exp_shifted_in_place, log_kernel_row, metric_weights_into, InvBandwidth};
 use sbridge::layout::{closure_layout, closure_layout_sizes};
 use sbridge::model::{checksum, ALIGN, HEADER_LEN, HEAD_ENTRY_LEN};
@@ -50,96 +53,11 @@ const M_VALID: usize = 500;
 const VALID_CHECK: usize = 5;
 /// Rows per head whose Sinkhorn residual is recomputed on the repeated model.
 const SPOT_ROWS: usize = 48;
-/// Minimum duration of one repetition, seconds.
-const MIN_REP_SECONDS: f64 = 0.2;
 /// Seed of every stream in this bench.
 const SEED: u64 = 4;
 
 // ------------------------------------------------------------------------------------------------
 // Timing (as in benches/core.rs)
-
-/// Seconds per call of one measurement: median and range over the repetitions.
-#[derive(Clone, Copy, Debug)]
-struct Stat {
-    median: f64,
-    /// Median on-CPU time of this thread per call (Linux `schedstat`); `None` where unavailable.
-    cpu: Option<f64>,
-    min: f64,
-    max: f64,
-    reps: usize,
-    calls_per_rep: usize,
-}
-
-/// Times `f`: one warm-up call (also the calibration), then `reps` repetitions of `calls_per_rep`
-/// calls each, `calls_per_rep` chosen so that a repetition takes ≥ 0.2 s. A warm-up call of ≥ 1 s
-/// counts as the first repetition.
-fn measure(reps: usize, mut f: impl FnMut()) -> Stat {
-    let t = Instant::now();
-    let c = thread_cpu_seconds();
-    f();
-    let mut first = t.elapsed().as_secs_f64();
-    let mut per_call = Vec::with_capacity(reps);
-    let mut cpu = Vec::with_capacity(reps);
-    if first >= 1.0 {
-        per_call.push(first);
-        cpu.push(c.zip(thread_cpu_seconds()).map(|(a, b)| b - a));
-    }
-    if first < 1e-4 {
-        let n = 1000usize;
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        first = t.elapsed().as_secs_f64() / n as f64;
-    }
-    let calls = if first < MIN_REP_SECONDS {
-        (MIN_REP_SECONDS / first.max(1e-9)).ceil() as usize
-    } else {
-        1
-    };
-    while per_call.len() < reps {
-        let t = Instant::now();
-        let c = thread_cpu_seconds();
-        for _ in 0..calls {
-            f();
-        }
-        per_call.push(t.elapsed().as_secs_f64() / calls as f64);
-        cpu.push(
-            c.zip(thread_cpu_seconds())
-                .map(|(a, b)| (b - a) / calls as f64),
-        );
-    }
-    per_call.sort_by(f64::total_cmp);
-    let mut cpu: Option<Vec<f64>> = cpu.into_iter().collect();
-    let cpu = cpu.as_mut().map(|v| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    });
-    Stat {
-        median: per_call[per_call.len() / 2],
-        cpu,
-        min: per_call[0],
-        max: per_call[per_call.len() - 1],
-        reps,
-        calls_per_rep: calls,
-    }
-}
-
-/// On-CPU time of the calling thread in seconds (Linux `/proc/thread-self/schedstat`).
-fn thread_cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(s.split_whitespace().next()?.parse::<f64>().ok()? * 1e-9)
-}
-
-/// The 1-minute load average (Linux).
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -10,6 +10,9 @@
 //! a call takes longer), and reports the median of at least 5 repetitions; a first call before them
 //! is a warm-up. Ratios are `reference_time / our_time`: above 1 means `sbridge` is faster.
 
+mod common;
+use common::{load_average, measure, Stat, MIN_REP_SECONDS};
+
 use sbridge::kernel::{exp_shifted_in_place, log_kernel_row, log_sum_exp_with_max, InvBandwidth};
 use sbridge::{
     kernel_cache_len, sinkhorn, sinkhorn_workspace_len, Bridge, Dataset, Error, Real, Rng,
@@ -27,8 +30,6 @@ const EPS: f64 = 0.1;
 const TOL_F64: f64 = 1e-9;
 /// Sinkhorn tolerance for `f32` (`1e-9` is below `f32` rounding of an `M`-term sum).
 const TOL_F32: f64 = 1e-5;
-/// Minimum duration of one repetition, seconds.
-const MIN_REP_SECONDS: f64 = 0.2;
 /// Half-width of the data box: samples are uniform in `[-1.5, 1.5]^d`, as in the script.
 const BOX: f64 = 1.5;
 /// Bridge-step queries are uniform in `[-0.5, 0.5]^d`, as in the script.
@@ -38,83 +39,6 @@ const N_QUERIES: usize = 64;
 
 // ------------------------------------------------------------------------------------------------
 // Timing
-
-/// Seconds per call of one measurement: median and range over the repetitions.
-#[derive(Clone, Copy, Debug)]
-struct Stat {
-    median: f64,
-    /// Median on-CPU time of this thread per call (Linux `schedstat`): what the wall time would
-    /// be on an idle machine, near enough; `None` where unavailable.
-    cpu: Option<f64>,
-    min: f64,
-    max: f64,
-    reps: usize,
-    calls_per_rep: usize,
-}
-
-/// Times `f`: one warm-up call (also the calibration), then `reps` repetitions of
-/// `calls_per_rep` calls each, `calls_per_rep` chosen so that a repetition takes ≥ 0.2 s. When
-/// the warm-up call itself takes ≥ 1 s (Sinkhorn at M = 4000), cold-cache effects are below the
-/// noise and it counts as the first repetition, which keeps the whole run near three minutes.
-fn measure(reps: usize, mut f: impl FnMut()) -> Stat {
-    let t = Instant::now();
-    let c = thread_cpu_seconds();
-    f();
-    let mut first = t.elapsed().as_secs_f64();
-    let mut per_call = Vec::with_capacity(reps);
-    let mut cpu = Vec::with_capacity(reps);
-    if first >= 1.0 {
-        per_call.push(first);
-        cpu.push(c.zip(thread_cpu_seconds()).map(|(a, b)| b - a));
-    }
-    // A second calibration for very short calls, where one call is mostly timer noise.
-    if first < 1e-4 {
-        let n = 1000usize;
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        first = t.elapsed().as_secs_f64() / n as f64;
-    }
-    let calls = if first < MIN_REP_SECONDS {
-        (MIN_REP_SECONDS / first.max(1e-9)).ceil() as usize
-    } else {
-        1
-    };
-    while per_call.len() < reps {
-        let t = Instant::now();
-        let c = thread_cpu_seconds();
-        for _ in 0..calls {
-            f();
-        }
-        per_call.push(t.elapsed().as_secs_f64() / calls as f64);
-        cpu.push(
-            c.zip(thread_cpu_seconds())
-                .map(|(a, b)| (b - a) / calls as f64),
-        );
-    }
-    per_call.sort_by(f64::total_cmp);
-    let mut cpu: Option<Vec<f64>> = cpu.into_iter().collect();
-    let cpu = cpu.as_mut().map(|v| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    });
-    Stat {
-        median: per_call[per_call.len() / 2],
-        cpu,
-        min: per_call[0],
-        max: per_call[per_call.len() - 1],
-        reps,
-        calls_per_rep: calls,
-    }
-}
-
-/// On-CPU time of the calling thread in seconds (Linux `/proc/thread-self/schedstat`, ns
-/// resolution); excludes the time the thread waited for a CPU on a shared machine.
-fn thread_cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(s.split_whitespace().next()?.parse::<f64>().ok()? * 1e-9)
-}
 
 // ------------------------------------------------------------------------------------------------
 // Data
@@ -516,16 +440,6 @@ fn time_sinkhorn<T: Real>(data64: &[f64], d: usize, cached: bool, reps: usize) -
 }
 
 // ------------------------------------------------------------------------------------------------
-
-/// The 1-minute load average (Linux), to judge how shared the machine was.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -17,17 +17,38 @@ fn aligned(len: usize) -> Vec<u128> {
     vec![0u128; len.div_ceil(16)]
 }
 
+/// The fixture's samples, its explicit layout as CSR arrays (`lambdas.csv` row a = Λ(a), head a
+/// targets a) and its fit settings.
+struct Setup {
+    x: Csv,
+    csr: [Vec<u32>; 4],
+    cfg: FitConfig<f64>,
+}
+
+impl Setup {
+    fn load() -> Self {
+        let x = csv(NAME, "X.csv");
+        let lam = csv(NAME, "lambdas.csv");
+        let d = x.cols;
+        let csr = [
+            (0..=d).map(|a| (a * lam.cols) as u32).collect(),
+            lam.v.iter().map(|&c| c as u32).collect(),
+            (0..=d as u32).collect(),
+            (0..d as u32).collect(),
+        ];
+        let mut cfg = FitConfig::new(param_f64(&params(NAME), "eps"));
+        cfg.sinkhorn.tol = 1e-13;
+        Setup { x, csr, cfg }
+    }
+    fn layout(&self) -> HeadLayout<'_> {
+        let [a, b, c, d] = &self.csr;
+        HeadLayout::new(self.x.cols, a, b, c, d).unwrap()
+    }
+}
+
 fn build(buf: &mut [u8]) -> ModelView<'_, f64> {
-    let x = csv(NAME, "X.csv");
-    let lam = csv(NAME, "lambdas.csv");
-    let d = x.cols;
-    let nb: Vec<u32> = lam.v.iter().map(|&c| c as u32).collect();
-    let nb_off: Vec<u32> = (0..=d).map(|a| (a * lam.cols) as u32).collect();
-    let tg: Vec<u32> = (0..d as u32).collect();
-    let tg_off: Vec<u32> = (0..=d as u32).collect();
-    let layout = HeadLayout::new(d, &nb_off, &nb, &tg_off, &tg).unwrap();
-    let mut cfg = FitConfig::new(param_f64(&params(NAME), "eps"));
-    cfg.sinkhorn.tol = 1e-13;
+    let st = Setup::load();
+    let (x, d, layout, cfg) = (&st.x, st.x.cols, st.layout(), st.cfg);
     let mut work = vec![0.0; write_workspace_len(x.rows)];
     let (view, rep) = write_model(buf, &x.v, d, None, &layout, &cfg, &mut work).unwrap();
     assert_eq!(rep.heads, d);
@@ -157,16 +178,8 @@ fn threaded_fit_writes_the_same_bytes() {
     let mut seq = image();
     let view = build(bytemuck::cast_slice_mut(&mut seq));
     let len = view.bytes().len();
-    let x = csv(NAME, "X.csv");
-    let lam = csv(NAME, "lambdas.csv");
-    let d = x.cols;
-    let nb: Vec<u32> = lam.v.iter().map(|&c| c as u32).collect();
-    let nb_off: Vec<u32> = (0..=d).map(|a| (a * lam.cols) as u32).collect();
-    let tg: Vec<u32> = (0..d as u32).collect();
-    let tg_off: Vec<u32> = (0..=d as u32).collect();
-    let layout = HeadLayout::new(d, &nb_off, &nb, &tg_off, &tg).unwrap();
-    let mut cfg = FitConfig::new(param_f64(&params(NAME), "eps"));
-    cfg.sinkhorn.tol = 1e-13;
+    let st = Setup::load();
+    let (x, d, layout, cfg) = (&st.x, st.x.cols, st.layout(), st.cfg);
     let want: Vec<u8> = bytemuck::cast_slice::<u128, u8>(&seq)[..len].to_vec();
     for threads in [1, 2, 3, 8] {
         let mut par = image();
