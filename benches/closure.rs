@@ -12,7 +12,7 @@
 //! for that.
 
 mod common;
-use common::{load_average, measure, Stat, MIN_REP_SECONDS};
+use common::{load_average, measure, Json, Stat, MIN_REP_SECONDS};
 
 use sbridge::kernel::{exp_shifted_in_place, log_kernel_row, metric_weights_into, InvBandwidth};
 use sbridge::layout::{closure_layout, closure_layout_sizes};
@@ -23,7 +23,6 @@ use sbridge::{
     ClosureInit, Error, FitConfig, HeadLayout, ImageFloat, LayoutStorage, ModelView, NoiseMode,
     Real, Rng, StepKind,
 };
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,58 +67,6 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 // ------------------------------------------------------------------------------------------------
 // Output helpers
-
-/// A JSON object built field by field, printed as one `JSON {...}` line.
-struct Json(String);
-
-impl Json {
-    fn new(what: &str) -> Self {
-        let mut j = Json(String::from("{"));
-        j.s("what", what);
-        j
-    }
-    fn sep(&mut self) {
-        if self.0.len() > 1 {
-            self.0.push_str(", ");
-        }
-    }
-    fn s(&mut self, k: &str, v: &str) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\": \"{}\"", v.replace('"', "'"));
-        self
-    }
-    fn n(&mut self, k: &str, v: Option<f64>) -> &mut Self {
-        self.sep();
-        match v {
-            Some(x) if x.is_finite() => {
-                let _ = write!(self.0, "\"{k}\": {x:.6e}");
-            }
-            _ => {
-                let _ = write!(self.0, "\"{k}\": null");
-            }
-        }
-        self
-    }
-    fn u(&mut self, k: &str, v: usize) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\": {v}");
-        self
-    }
-    fn b(&mut self, k: &str, v: bool) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\": {v}");
-        self
-    }
-    fn raw(&mut self, k: &str, v: &str) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\": {v}");
-        self
-    }
-    fn emit(&mut self, json_lines: &mut Vec<String>) {
-        self.0.push('}');
-        json_lines.push(format!("JSON {}", self.0));
-    }
-}
 
 fn secs(s: f64) -> String {
     if s >= 1.0 {

@@ -11,14 +11,13 @@
 //! is a warm-up. Ratios are `reference_time / our_time`: above 1 means `sbridge` is faster.
 
 mod common;
-use common::{load_average, measure, Stat, MIN_REP_SECONDS};
+use common::{load_average, measure, Json, Stat, MIN_REP_SECONDS};
 
 use sbridge::kernel::{exp_shifted_in_place, log_kernel_row, log_sum_exp_with_max, InvBandwidth};
 use sbridge::{
     kernel_cache_len, sinkhorn, sinkhorn_workspace_len, Bridge, Dataset, Error, Real, Rng,
     SinkhornOptions, SinkhornPath,
 };
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::Command;
@@ -169,61 +168,6 @@ fn json_num(line: &str, key: &str) -> Option<f64> {
 
 // ------------------------------------------------------------------------------------------------
 // Output helpers
-
-/// A JSON object built field by field, printed as one `JSON {...}` line.
-struct Json(String);
-
-impl Json {
-    fn new(what: &str) -> Self {
-        let mut j = Json(String::from("{"));
-        j.s("what", what);
-        j
-    }
-    fn sep(&mut self) {
-        if self.0.len() > 1 {
-            self.0.push_str(", ");
-        }
-    }
-    fn s(&mut self, k: &str, v: &str) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\": \"{}\"", v.replace('"', "'"));
-        self
-    }
-    fn n(&mut self, k: &str, v: Option<f64>) -> &mut Self {
-        self.sep();
-        match v {
-            Some(x) if x.is_finite() => {
-                let _ = write!(self.0, "\"{k}\": {x:.6e}");
-            }
-            _ => {
-                let _ = write!(self.0, "\"{k}\": null");
-            }
-        }
-        self
-    }
-    fn u(&mut self, k: &str, v: usize) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\": {v}");
-        self
-    }
-    fn b(&mut self, k: &str, v: bool) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\": {v}");
-        self
-    }
-    fn stat(&mut self, st: &Stat) -> &mut Self {
-        self.n("seconds", Some(st.median))
-            .n("cpu_seconds", st.cpu)
-            .n("seconds_min", Some(st.min))
-            .n("seconds_max", Some(st.max))
-            .u("reps", st.reps)
-            .u("calls_per_rep", st.calls_per_rep)
-    }
-    fn emit(&mut self, json_lines: &mut Vec<String>) {
-        self.0.push('}');
-        json_lines.push(format!("JSON {}", self.0));
-    }
-}
 
 /// `ref / ours` with two decimals, or `-`.
 fn ratio(reference: Option<f64>, ours: f64) -> (Option<f64>, String) {

@@ -1,6 +1,7 @@
 //! Timing helpers shared by the benchmarks.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 /// Minimum duration of one repetition, seconds.
@@ -91,4 +92,64 @@ pub fn load_average() -> Option<f64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// A JSON object built field by field, printed as one `JSON {...}` line.
+pub struct Json(pub String);
+
+impl Json {
+    pub fn new(what: &str) -> Self {
+        let mut j = Json(String::from("{"));
+        j.s("what", what);
+        j
+    }
+    fn sep(&mut self) {
+        if self.0.len() > 1 {
+            self.0.push_str(", ");
+        }
+    }
+    pub fn s(&mut self, k: &str, v: &str) -> &mut Self {
+        self.sep();
+        let _ = write!(self.0, "\"{k}\": \"{}\"", v.replace('"', "'"));
+        self
+    }
+    pub fn n(&mut self, k: &str, v: Option<f64>) -> &mut Self {
+        self.sep();
+        match v {
+            Some(x) if x.is_finite() => {
+                let _ = write!(self.0, "\"{k}\": {x:.6e}");
+            }
+            _ => {
+                let _ = write!(self.0, "\"{k}\": null");
+            }
+        }
+        self
+    }
+    pub fn u(&mut self, k: &str, v: usize) -> &mut Self {
+        self.sep();
+        let _ = write!(self.0, "\"{k}\": {v}");
+        self
+    }
+    pub fn b(&mut self, k: &str, v: bool) -> &mut Self {
+        self.sep();
+        let _ = write!(self.0, "\"{k}\": {v}");
+        self
+    }
+    pub fn raw(&mut self, k: &str, v: &str) -> &mut Self {
+        self.sep();
+        let _ = write!(self.0, "\"{k}\": {v}");
+        self
+    }
+    pub fn stat(&mut self, st: &Stat) -> &mut Self {
+        self.n("seconds", Some(st.median))
+            .n("cpu_seconds", st.cpu)
+            .n("seconds_min", Some(st.min))
+            .n("seconds_max", Some(st.max))
+            .u("reps", st.reps)
+            .u("calls_per_rep", st.calls_per_rep)
+    }
+    pub fn emit(&mut self, json_lines: &mut Vec<String>) {
+        self.0.push('}');
+        json_lines.push(format!("JSON {}", self.0));
+    }
 }
