@@ -15,7 +15,7 @@
 
 use crate::dense::{self, MAX_DENSE_DIM};
 use crate::error::{check_len, check_room, Arg, Error};
-use crate::kernel::{log_kernel_row, log_sum_exp_with_max, InvBandwidth};
+use crate::kernel::{log_kernel_row, log_sum_exp, log_sum_exp_with_max, InvBandwidth};
 use crate::real::{all_finite, Real};
 
 /// A fitted variable bandwidth, borrowing its arrays (from a fit or a model image).
@@ -143,8 +143,7 @@ pub fn fit_variable_bandwidth<T: Real>(
         );
         rho_out[i] = log_sum_exp_with_max(row, mx);
     }
-    let mx = rho_out.iter().fold(T::NEG_INFINITY, |a, &b| a.max(b));
-    let log_z = log_sum_exp_with_max(rho_out, mx) - T::from_usize(m).ln();
+    let log_z = log_sum_exp(rho_out) - T::from_usize(m).ln();
     for r in rho_out.iter_mut() {
         *r = (beta * (*r - log_z)).exp();
     }

@@ -179,6 +179,16 @@ pub fn exp_shifted_in_place<T: Real>(a: &mut [T], max: T) -> T {
     s
 }
 
+/// Numerically stable `LSE_j a_j = ln Σ_j exp(a_j)` with the maximum shifted out; `−∞` for an
+/// empty slice or when every entry is `−∞`.
+pub fn log_sum_exp<T: Real>(a: &[T]) -> T {
+    let mx = a.iter().fold(T::NEG_INFINITY, |m, &x| m.max(x));
+    if mx == T::NEG_INFINITY {
+        return T::NEG_INFINITY;
+    }
+    log_sum_exp_with_max(a, mx)
+}
+
 /// `LSE_j a_j` of a row given its maximum, without modifying it.
 #[inline]
 pub fn log_sum_exp_with_max<T: Real>(a: &[T], max: T) -> T {
@@ -243,6 +253,15 @@ mod tests {
         }
         assert_eq!(ma, a.iter().cloned().fold(f64::MIN, f64::max));
         assert_eq!(mb, ma);
+    }
+
+    #[test]
+    fn log_sum_exp_is_shift_stable() {
+        let a = [-1000.0f64, -1001.0, -1002.0];
+        let expect = -1000.0 + (1.0 + (-1.0f64).exp() + (-2.0f64).exp()).ln();
+        assert!((log_sum_exp(&a) - expect).abs() < 1e-12);
+        assert_eq!(log_sum_exp::<f64>(&[]), f64::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY; 3]), f64::NEG_INFINITY);
     }
 
     #[test]

@@ -159,29 +159,9 @@ pub fn all_finite<T: Real>(xs: &[T]) -> bool {
     xs.iter().all(|x| x.is_finite())
 }
 
-/// Numerically stable `ln Σ_j exp(a_j)` with the maximum shifted out; `−∞` for an empty slice or
-/// when every entry is `−∞`.
-pub fn log_sum_exp<T: Real>(a: &[T]) -> T {
-    let mx = a.iter().fold(T::NEG_INFINITY, |m, &x| m.max(x));
-    if mx == T::NEG_INFINITY {
-        return T::NEG_INFINITY;
-    }
-    let s = a.iter().fold(T::ZERO, |s, &x| s + (x - mx).exp());
-    mx + s.ln()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_sum_exp_is_shift_stable() {
-        let a = [-1000.0f64, -1001.0, -1002.0];
-        let expect = -1000.0 + (1.0 + (-1.0f64).exp() + (-2.0f64).exp()).ln();
-        assert!((log_sum_exp(&a) - expect).abs() < 1e-12);
-        assert_eq!(log_sum_exp::<f64>(&[]), f64::NEG_INFINITY);
-        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY; 3]), f64::NEG_INFINITY);
-    }
 
     #[test]
     fn f32_and_f64_share_semantics() {

@@ -21,7 +21,7 @@
 
 use crate::dataset::Dataset;
 use crate::error::{check_len, check_room, Arg, Error};
-use crate::kernel::{log_kernel_row, metric_weights_into, InvBandwidth};
+use crate::kernel::{log_kernel_row, log_sum_exp_with_max, metric_weights_into, InvBandwidth};
 use crate::real::Real;
 
 /// Stopping rule of the Sinkhorn iteration.
@@ -142,7 +142,7 @@ pub fn sinkhorn<T: Real>(
             None => &mut row[..],
         };
         let mx = log_kernel_row(data.data(), d, data.sample(i), w, None, inv_bw(i), out);
-        h[i] = lse(out, mx);
+        h[i] = log_sum_exp_with_max(out, mx);
     }
     for (gi, &hi) in g.iter_mut().zip(h.iter()) {
         *gi = -half * hi;
@@ -164,7 +164,7 @@ pub fn sinkhorn<T: Real>(
                 }
                 None => log_kernel_row(data.data(), d, data.sample(i), w, Some(g), inv_bw(i), row),
             };
-            h[i] = lse(row, mx);
+            h[i] = log_sum_exp_with_max(row, mx);
         }
         let mut res = T::ZERO;
         for (&gi, &hi) in g.iter().zip(h.iter()) {
@@ -201,9 +201,4 @@ pub fn sinkhorn<T: Real>(
         iterations: updates,
         residual: best_res.to_f64(),
     })
-}
-
-#[inline]
-fn lse<T: Real>(row: &[T], mx: T) -> T {
-    crate::kernel::log_sum_exp_with_max(row, mx)
 }
