@@ -54,9 +54,11 @@ pub mod bridge;
 pub mod dataset;
 pub mod dense;
 pub mod error;
+pub mod exp_poly;
 #[cfg(feature = "ffi")]
 pub mod ffi;
 pub mod fit;
+pub mod fused;
 pub mod kernel;
 pub mod layout;
 pub mod localized;

@@ -12,7 +12,11 @@
 //! Every head reads the same noisy state (Jacobi). [`NoiseMode::PerHead`] is Algorithm 1 as
 //! printed: each head draws its own `ξ_α` for its neighbourhood. With a [`Clamp`] the
 //! conditioning coordinates are set to `z*` at the start and after every sweep (they still
-//! receive noise before the weights are evaluated).
+//! receive noise before the weights are evaluated). The same rule holds for a single-head model:
+//! [`model_step`] returns `z*` in the clamped coordinates of the new state, whatever the scheme.
+//!
+//! Each head's update is one fused pass over its samples ([`crate::fused`]): the weighted means
+//! of all its targets come out of the pass that computes the weights.
 //!
 //! A model that is one head seeing and writing all coordinates is the plain bridge; its steps are
 //! the split-step schemes of [`crate::sampler`] (isotropic with `sqrt(2ερ(X))`, or covariance
@@ -106,6 +110,11 @@ pub fn model_step<T: ImageFloat, N: NormalSource>(
             x[c as usize] = xl[k];
             half[c as usize] = hl[k];
         }
+        // The one clamp rule of every model: the new state holds z* in the clamped coordinates
+        // (the half-step keeps the noisy values the weights were evaluated at).
+        if let Some(c) = clamp {
+            c.apply(x);
+        }
         return Ok(());
     }
     if !matches!(scheme, Scheme::Isotropic) {
@@ -171,10 +180,15 @@ fn localized_sweep<T: ImageFloat, N: NormalSource>(
         if !all_finite(y) {
             return Err(Error::NonFiniteState);
         }
-        let p = head.bridge.pass(y, bw)?;
-        for &t in head.targets {
-            let l = head.local_index(t).ok_or(Error::InvalidLayout)?;
-            xn[t as usize] = head.bridge.column_mean_from_row(bw, p.sum, l);
+        // One fused pass per head: the weighted means of all its targets together.
+        let mut local = [0usize; MAX_HEAD_DIM];
+        let nt = head.targets.len();
+        for (l, &t) in local.iter_mut().zip(head.targets) {
+            *l = head.local_index(t).ok_or(Error::InvalidLayout)?;
+        }
+        let (sums, _) = head.bridge.fused_sums(y, &local[..nt], bw)?;
+        for (k, &t) in head.targets.iter().enumerate() {
+            xn[t as usize] = sums.mean(k);
         }
     }
     if let Some(c) = clamp {

@@ -1,7 +1,7 @@
 //! The trained-model image: one little-endian byte layout that is the same in memory, in a file
 //! and in a microcontroller's flash, written from a fit without a heap and read back zero-copy.
 //!
-//! # Layout (format 1.0)
+//! # Layout (format 1.1; 1.0 is read too)
 //!
 //! All integers and floats are little-endian; `F` is the float size (4 for `f32`, 8 for `f64`).
 //! Every section starts at a multiple of 16 bytes (zero padding), so a 16-byte aligned image can
@@ -10,7 +10,7 @@
 //! | bytes | header field |
 //! | --- | --- |
 //! | 0..8 | magic `SBRIDGE\0` |
-//! | 8..10, 10..12 | format version major (1), minor (0) |
+//! | 8..10, 10..12 | format version major (1), minor (1; images of minor 0 are read too) |
 //! | 12..16 | header length `H` (≥ 128; a newer minor version may append fields) |
 //! | 16..20 | float size `F` (4 or 8) |
 //! | 20..24 | flags: bit 0 variable bandwidth, bit 1 per-coordinate scales; other bits zero |
@@ -20,11 +20,12 @@
 //! | 40..48 | `M`, samples per head |
 //! | 48..56 | `ε` (f64) |
 //! | 56..64 | `β` (f64; 0 when the bandwidth is fixed) |
-//! | 64..68 | head entry length `E` (≥ 96) |
+//! | 64..68 | head entry length `E` (≥ 96; ≥ 112 from minor 1) |
 //! | 68..120 | reserved, zero |
 //! | 120..128 | FNV-1a-64 checksum of the whole image with these 8 bytes taken as zero |
 //!
-//! Then `n` head entries of `E` bytes at offset `H` (the first 96 bytes defined, the rest zero):
+//! Then `n` head entries of `E` bytes at offset `H` (the first 112 bytes defined — 96 in minor 0 —,
+//! the rest zero):
 //!
 //! | bytes | head entry field |
 //! | --- | --- |
@@ -33,11 +34,17 @@
 //! | 16..80 | byte offsets of the sections: coords, targets, data, log_v, scales, chol, whitened, rho (u64 each; 0 when absent) |
 //! | 80..84 | Sinkhorn iterations of the fit (u32) |
 //! | 88..96 | final Sinkhorn residual (f64) |
+//! | 96..104 | minor ≥ 1: `max_j g_j` (f64, exactly the head's float value): the fused pass's shift |
+//! | 104..112 | minor ≥ 1: byte offset of the columns section (u64) |
 //!
 //! Then, head by head and in this order, the sections: neighbourhood coordinates (`d_α` u32),
 //! target coordinates (`n_t` u32, global indices), restricted samples (`M × d_α` F), `g = log v`
 //! (`M` F), and when flagged the restricted scales (`d_α` F), the KDE Cholesky factor
-//! (`d_α × d_α` F), whitened samples (`M × d_α` F) and `ρ_i` (`M` F).
+//! (`d_α × d_α` F), whitened samples (`M × d_α` F) and `ρ_i` (`M` F), and from minor 1 the
+//! restricted samples again, coordinate-major (`d_α × M` F, `x[c M + j]`), so that the fused
+//! pass's lanes load contiguously ([`crate::fused`]). A minor-1 image is about `M d_α F` bytes per
+//! head larger than a minor-0 one; opening checks that the copy and `max_j g_j` are exact, and a
+//! minor-0 image gives the same numbers through the slower row-major loads.
 //!
 //! A reader accepts any minor version of its major version and ignores header and entry bytes
 //! past the ones it knows; section offsets must be exactly the canonical ones above, so a lying
@@ -45,25 +52,29 @@
 //! step is a bijection of the running hash for a fixed byte sequence).
 
 use crate::bandwidth::{self, VariableBandwidth};
-use crate::bridge::Bridge;
+use crate::bridge::{max_of, transpose_samples, Bridge};
 use crate::dataset::Dataset;
 use crate::error::{check_room, Arg, Error};
 use crate::fit::FitConfig;
 use crate::layout::{HeadLayout, MAX_HEAD_DIM};
 use crate::real::{all_finite, Real};
-use crate::sinkhorn::{sinkhorn, sinkhorn_workspace_len};
+#[cfg(not(feature = "std"))]
+use crate::sinkhorn::sinkhorn;
+use crate::sinkhorn::sinkhorn_workspace_len;
 use core::marker::PhantomData;
 
 /// Magic bytes at the start of every image.
 pub const MAGIC: [u8; 8] = *b"SBRIDGE\0";
 /// Major format version written and read.
 pub const FORMAT_MAJOR: u16 = 1;
-/// Minor format version written.
-pub const FORMAT_MINOR: u16 = 0;
+/// Minor format version written (1: coordinate-major samples and `max_j g_j` per head).
+pub const FORMAT_MINOR: u16 = 1;
 /// Header length written by this version.
 pub const HEADER_LEN: usize = 128;
 /// Head entry length written by this version.
-pub const HEAD_ENTRY_LEN: usize = 96;
+pub const HEAD_ENTRY_LEN: usize = 112;
+/// Head entry length of minor version 0.
+const HEAD_ENTRY_LEN_1_0: usize = 96;
 /// Alignment of the image and of every section.
 pub const ALIGN: usize = 16;
 
@@ -110,10 +121,11 @@ struct Sections {
     chol: usize,
     whitened: usize,
     rho: usize,
+    columns: usize,
     end: usize,
 }
 
-/// Lays out one head's sections from `at`; `None` on arithmetic overflow.
+/// Lays out one head's sections from `at` (`columns`: minor ≥ 1); `None` on arithmetic overflow.
 fn head_sections(
     at: usize,
     fs: usize,
@@ -121,6 +133,7 @@ fn head_sections(
     da: usize,
     nt: usize,
     flags: u32,
+    columns: bool,
 ) -> Option<Sections> {
     let mut pos = at;
     let mut take = |bytes: usize| -> Option<usize> {
@@ -146,6 +159,11 @@ fn head_sections(
     } else {
         (0, 0, 0)
     };
+    let columns = if columns {
+        take(fs.checked_mul(m)?.checked_mul(da)?)?
+    } else {
+        0
+    };
     Some(Sections {
         coords,
         targets,
@@ -155,6 +173,7 @@ fn head_sections(
         chol,
         whitened,
         rho,
+        columns,
         end: pos,
     })
 }
@@ -187,6 +206,7 @@ pub fn image_len<T: ImageFloat>(
             layout.neighbourhood(h).len(),
             layout.targets(h).len(),
             flags,
+            true,
         ) {
             Some(s) => at = s.end,
             None => return usize::MAX,
@@ -256,6 +276,7 @@ fn cast_u32(b: &[u8]) -> Result<&[u32], Error> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct HeadFit {
     log_z: f64,
+    log_v_max: f64,
     iterations: u32,
     residual: f64,
     converged: bool,
@@ -278,7 +299,9 @@ fn carve<const N: usize>(region: &mut [u8], ranges: [(usize, usize); N]) -> [&mu
 }
 
 /// Writes head `(nb, tg)` into its image region (`s` relative to the region's start): coordinates,
-/// restricted samples and scales, then fits its variable bandwidth and Sinkhorn scaling in place.
+/// restricted samples and scales, then fits its variable bandwidth and Sinkhorn scaling in place
+/// (its rows split over `sinkhorn_threads` host threads with the `std` feature).
+#[allow(clippy::too_many_arguments)]
 fn fill_head<T: ImageFloat>(
     region: &mut [u8],
     s: &Sections,
@@ -287,6 +310,7 @@ fn fill_head<T: ImageFloat>(
     tg: &[u32],
     cfg: &FitConfig<T>,
     work: &mut [T],
+    sinkhorn_threads: usize,
 ) -> Result<HeadFit, Error> {
     let (fs, m, da, d) = (core::mem::size_of::<T>(), full.m(), nb.len(), full.d());
     for (k, &c) in nb.iter().enumerate() {
@@ -298,7 +322,7 @@ fn fill_head<T: ImageFloat>(
     let has_scales = full.scales().is_some();
     let variable = cfg.beta.is_some();
     let len_if = |on: bool, n: usize| if on { fs * n } else { 0 };
-    let [data_b, logv_b, scales_b, chol_b, wh_b, rho_b] = carve(
+    let [data_b, logv_b, scales_b, chol_b, wh_b, rho_b, cols_b] = carve(
         region,
         [
             (s.data, fs * m * da),
@@ -307,6 +331,7 @@ fn fill_head<T: ImageFloat>(
             (s.chol, len_if(variable, da * da)),
             (s.whitened, len_if(variable, m * da)),
             (s.rho, len_if(variable, m)),
+            (s.columns, fs * m * da),
         ],
     );
     let rdata: &mut [T] = cast_mut(data_b)?;
@@ -334,26 +359,40 @@ fn fill_head<T: ImageFloat>(
         }
         None => (None, 0.0),
     };
+    transpose_samples(rdata, da, cast_mut(cols_b)?);
     let head_data = Dataset::from_validated(rdata, da, rscales);
     let log_v: &mut [T] = cast_mut(logv_b)?;
-    match sinkhorn(&head_data, cfg.eps, rho, cfg.sinkhorn, log_v, work, None) {
-        Ok(r) => Ok(HeadFit {
-            log_z,
-            iterations: r.iterations,
-            residual: r.residual,
-            converged: true,
-        }),
+    #[cfg(feature = "std")]
+    let result = crate::sinkhorn::sinkhorn_threaded(
+        &head_data,
+        cfg.eps,
+        rho,
+        cfg.sinkhorn,
+        log_v,
+        work,
+        None,
+        sinkhorn_threads,
+    );
+    #[cfg(not(feature = "std"))]
+    let result = {
+        let _ = sinkhorn_threads;
+        sinkhorn(&head_data, cfg.eps, rho, cfg.sinkhorn, log_v, work, None)
+    };
+    let (iterations, residual, converged) = match result {
+        Ok(r) => (r.iterations, r.residual, true),
         Err(Error::NotConverged {
             iterations,
             residual,
-        }) => Ok(HeadFit {
-            log_z,
-            iterations,
-            residual,
-            converged: false,
-        }),
-        Err(e) => Err(e),
-    }
+        }) => (iterations, residual, false),
+        Err(e) => return Err(e),
+    };
+    Ok(HeadFit {
+        log_z,
+        log_v_max: max_of(log_v).to_f64(),
+        iterations,
+        residual,
+        converged,
+    })
 }
 
 /// Everything [`write_model`] checks before it writes a byte; returns `(M, flags, total length)`.
@@ -444,6 +483,7 @@ pub fn write_model<'b, T: ImageFloat>(
             tg,
             cfg,
             work,
+            1,
         )?;
         write_entry(img, h, nb.len(), tg.len(), &s, &fit);
         report.max_iterations = report.max_iterations.max(fit.iterations);
@@ -455,7 +495,9 @@ pub fn write_model<'b, T: ImageFloat>(
 
 /// [`write_model`] with the heads fitted on up to `threads` host threads (heads are independent;
 /// each thread fits a contiguous run of heads into its own disjoint region of the image with its
-/// own work space). The bytes written are identical to [`write_model`]'s for any thread count.
+/// own work space); with fewer heads than threads, each head's Sinkhorn iteration splits its rows
+/// over the spare threads ([`crate::sinkhorn::sinkhorn_threaded`]). The bytes written are
+/// identical to [`write_model`]'s for any thread count.
 #[cfg(feature = "std")]
 pub fn write_model_threaded<'b, T: ImageFloat>(
     buf: &'b mut [u8],
@@ -486,6 +528,7 @@ pub fn write_model_threaded<'b, T: ImageFloat>(
         regions.push(r);
         rest = tail;
     }
+    let row_threads = (threads / n.max(1)).max(1);
     let threads = threads.clamp(1, n.max(1));
     let per = n.div_ceil(threads);
     let mut fits: Vec<Result<HeadFit, Error>> = Vec::with_capacity(n);
@@ -508,7 +551,16 @@ pub fn write_model_threaded<'b, T: ImageFloat>(
                     .map(|(k, (region, s))| {
                         let h = h0 + k;
                         let (nb, tg) = (layout.neighbourhood(h), layout.targets(h));
-                        fill_head(region, &relative(s), full, nb, tg, cfg, &mut work)
+                        fill_head(
+                            region,
+                            &relative(s),
+                            full,
+                            nb,
+                            tg,
+                            cfg,
+                            &mut work,
+                            row_threads,
+                        )
                     })
                     .collect::<Vec<_>>()
             }));
@@ -595,8 +647,16 @@ impl<'l> HeadPlaces<'l> {
     /// Sections of head `h` (call for `h = 0, 1, …` in order).
     fn next_head(&mut self, h: usize) -> Result<Sections, Error> {
         let (nb, tg) = (self.layout.neighbourhood(h), self.layout.targets(h));
-        let s = head_sections(self.at, self.fs, self.m, nb.len(), tg.len(), self.flags)
-            .ok_or(Error::ImageCorrupt)?;
+        let s = head_sections(
+            self.at,
+            self.fs,
+            self.m,
+            nb.len(),
+            tg.len(),
+            self.flags,
+            true,
+        )
+        .ok_or(Error::ImageCorrupt)?;
         self.at = s.end;
         Ok(s)
     }
@@ -614,6 +674,7 @@ fn relative(s: &Sections) -> Sections {
         chol: s.chol.saturating_sub(at),
         whitened: s.whitened.saturating_sub(at),
         rho: s.rho.saturating_sub(at),
+        columns: s.columns.saturating_sub(at),
         end: s.end - at,
     }
 }
@@ -634,6 +695,8 @@ fn write_entry(img: &mut [u8], h: usize, da: usize, nt: usize, s: &Sections, fit
     }
     put_u32(img, e + 80, fit.iterations);
     put_u64(img, e + 88, fit.residual.to_bits());
+    put_u64(img, e + 96, fit.log_v_max.to_bits());
+    put_u64(img, e + 104, s.columns as u64);
 }
 
 /// Writes the checksum, opens the image and reports (NotConverged when a head missed `tol`).
@@ -668,6 +731,8 @@ pub struct ModelView<'a, T> {
     header_len: usize,
     entry_len: usize,
     flags: u32,
+    /// Minor version ≥ 1: coordinate-major samples and `max_j g_j` in every head.
+    columns: bool,
     _t: PhantomData<T>,
 }
 
@@ -729,6 +794,7 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
         if get_u16(bytes, 8) != FORMAT_MAJOR {
             return Err(Error::ImageUnsupportedVersion);
         }
+        let columns = get_u16(bytes, 10) >= 1;
         let fs = get_u32(bytes, 16) as usize;
         if fs != 4 && fs != 8 {
             return Err(Error::ImageCorrupt);
@@ -758,7 +824,12 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
         let beta = get_f64(bytes, 56);
         let structural = header_len >= HEADER_LEN
             && header_len.is_multiple_of(4)
-            && entry_len >= HEAD_ENTRY_LEN
+            && entry_len
+                >= if columns {
+                    HEAD_ENTRY_LEN
+                } else {
+                    HEAD_ENTRY_LEN_1_0
+                }
             && entry_len.is_multiple_of(8)
             && flags & !(FLAG_VARIABLE | FLAG_SCALES) == 0
             && d > 0
@@ -794,13 +865,19 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             header_len,
             entry_len,
             flags,
+            columns,
             _t: PhantomData,
         })
     }
 
     fn entry(&self, h: usize) -> &'a [u8] {
         let e = self.header_len + h * self.entry_len;
-        &self.bytes[e..e + HEAD_ENTRY_LEN]
+        let known = if self.columns {
+            HEAD_ENTRY_LEN
+        } else {
+            HEAD_ENTRY_LEN_1_0
+        };
+        &self.bytes[e..e + known]
     }
 
     fn sections(&self, h: usize) -> Sections {
@@ -815,6 +892,11 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             chol: o(5),
             whitened: o(6),
             rho: o(7),
+            columns: if self.columns {
+                get_u64(e, 104) as usize
+            } else {
+                0
+            },
             end: 0,
         }
     }
@@ -833,8 +915,8 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             if da == 0 || da > MAX_HEAD_DIM || nt == 0 || nt > da {
                 return Err(Error::ImageCorrupt);
             }
-            let want =
-                head_sections(at, fs, self.m, da, nt, self.flags).ok_or(Error::ImageCorrupt)?;
+            let want = head_sections(at, fs, self.m, da, nt, self.flags, self.columns)
+                .ok_or(Error::ImageCorrupt)?;
             let mut got = self.sections(h);
             got.end = want.end;
             if got != want || want.end > total {
@@ -863,6 +945,21 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             }
             if !all_finite(b.log_v()) {
                 return Err(Error::NonFiniteWeights);
+            }
+            if let Some(cols) = b.columns() {
+                // The copy and the stored maximum must be exact: the fused pass relies on both.
+                let data = b.dataset().data();
+                let same = |a: T, b: T| a.to_f64().to_bits() == b.to_f64().to_bits();
+                for (j, row) in data.chunks_exact(da).enumerate() {
+                    for (c, &v) in row.iter().enumerate() {
+                        if !same(cols[c * self.m + j], v) {
+                            return Err(Error::ImageCorrupt);
+                        }
+                    }
+                }
+                if !same(b.log_v_max(), max_of(b.log_v())) {
+                    return Err(Error::ImageCorrupt);
+                }
             }
             if let Some(sc) = b.dataset().scales() {
                 if !sc.iter().all(|&v| v.is_finite() && v > T::ZERO) {
@@ -914,10 +1011,16 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             )
         });
         let data = Dataset::from_validated(slice(s.data, m * da), da, scales);
+        let log_v = slice(s.log_v, m);
+        let (log_v_max, columns) = if self.columns {
+            (T::from_f64(get_f64(e, 96)), Some(slice(s.columns, m * da)))
+        } else {
+            (max_of(log_v), None)
+        };
         Head {
             coords,
             targets,
-            bridge: Bridge::from_validated(data, self.eps, slice(s.log_v, m), bw),
+            bridge: Bridge::from_validated(data, self.eps, log_v, log_v_max, bw, columns),
         }
     }
 

@@ -185,10 +185,9 @@ pub fn step<T: Real, N: NormalSource>(
         }
         Scheme::SmallStepIsotropic { dtau } => {
             let dtau = *dtau;
-            let p = bridge.pass(xc, bw)?;
-            bridge.mean_from_row(bw, p.sum, mean);
+            let rho = bridge.mean_rho_unchecked(xc, mean, bw)?;
             noise.fill_normal(xi)?;
-            let s = (two * dtau * p.rho).sqrt();
+            let s = (two * dtau * rho).sqrt();
             let r = dtau / eps;
             for c in 0..d {
                 xh[c] = xc[c] + r * (mean[c] - xc[c]) + s * xi[c];

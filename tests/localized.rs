@@ -14,8 +14,8 @@
 use sbridge::layout::{self, LayoutSizes, LayoutStorage};
 use sbridge::stats::{covariance_rows_periodic, wasserstein1};
 use sbridge::{
-    closure, closure_workspace_len, image_len, model_step, model_workspace_len, ClosureConfig,
-    ClosureInit, FitConfig, HeadLayout, ModelView, NoiseMode, Rng, Scheme,
+    closure, closure_workspace_len, image_len, model_step, model_workspace_len, Clamp,
+    ClosureConfig, ClosureInit, FitConfig, HeadLayout, ModelView, NoiseMode, Rng, Scheme,
 };
 use std::time::Instant;
 
@@ -1277,4 +1277,54 @@ fn lorenz96_closure_reduced() {
         !zero_passes,
         "ψ ≡ 0 passes the criteria: they do not discriminate"
     );
+}
+
+/// One clamp rule for every model: after [`model_step`] with a clamp, the new state holds `z*` in
+/// the clamped coordinates exactly — for the single full head under every scheme that projects,
+/// and for the localized sweep — while the half-step keeps the noisy value the weights saw.
+#[test]
+fn one_clamp_rule_for_single_head_and_localized_models() {
+    let mut rng = Rng::new(11, 0);
+    let m = 300;
+    let x: Vec<f64> = (0..m * 6).map(|_| rng.normal()).collect();
+    let single = OwnedLayout::build(layout::single_head_sizes(6), |st| {
+        layout::single_head(6, st)
+    });
+    let local = OwnedLayout::build(layout::closure_layout_sizes(3, 2, 1), |st| {
+        layout::closure_layout(3, 2, 1, st)
+    });
+    for (name, lay) in [("single head", &single), ("localized", &local)] {
+        let mut store = image_store(&lay.view(), m, false);
+        let model = fit_model(&mut store, &x, None, &lay.view(), 0.2, None);
+        let mut work = vec![0.0; model_workspace_len(&model)];
+        let schemes: Vec<Scheme<'_, f64>> = if model.is_single_full_head() {
+            vec![Scheme::Isotropic, Scheme::Covariance]
+        } else {
+            vec![Scheme::Isotropic]
+        };
+        let zstar = [0.7, -0.4, 0.2];
+        let clamp = Clamp::new(6, &[0, 1, 2], &zstar).unwrap();
+        for mut scheme in schemes {
+            let mut state = vec![0.1, 0.2, 0.3, -0.2, 0.0, 0.5];
+            let mut half = vec![0.0; 6];
+            for _ in 0..5 {
+                model_step(
+                    &model,
+                    &mut scheme,
+                    NoiseMode::Global,
+                    Some(&clamp),
+                    &mut state,
+                    &mut half,
+                    &mut rng,
+                    &mut work,
+                )
+                .unwrap();
+                assert_eq!(&state[..3], &zstar, "{name} {scheme:?}: clamped state");
+                assert!(
+                    half[0] != zstar[0] && half[1] != zstar[1],
+                    "{name}: noisy half-step"
+                );
+            }
+        }
+    }
 }

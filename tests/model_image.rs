@@ -147,6 +147,12 @@ fn get_u32(b: &[u8], at: usize) -> u32 {
 fn get_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
+fn get_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+}
+fn get_f64(b: &[u8], at: usize) -> f64 {
+    f64::from_bits(get_u64(b, at))
+}
 fn put_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_le_bytes());
 }
@@ -166,7 +172,8 @@ fn put_t<T: ImageFloat>(b: &mut [u8], at: usize, v: T) {
 }
 
 const ENTRY0: usize = 128;
-const ENTRY_LEN: usize = 96;
+/// The head entry length of format 1.1 (1.0 had 96).
+const ENTRY_LEN: usize = 112;
 /// Section indices in a head entry's offset table.
 const COORDS: usize = 0;
 const TARGETS: usize = 1;
@@ -175,6 +182,10 @@ const LOG_V: usize = 3;
 const SCALES: usize = 4;
 const CHOL: usize = 5;
 const RHO: usize = 7;
+/// The columns section's offset (1.1) sits at entry byte 104 = 16 + 8 · 11.
+const COLUMNS: usize = 11;
+/// `max_j g_j` (f64) at entry byte 96 (1.1).
+const LOG_V_MAX_AT: usize = 96;
 
 fn entry(h: usize) -> usize {
     ENTRY0 + h * ENTRY_LEN
@@ -864,7 +875,8 @@ fn newer_minor(
         let (src, dst) = (h + k * e, nh + k * ne);
         out[dst..dst + e].copy_from_slice(&b[src..src + e]);
         out[dst + e..dst + ne].fill(fill);
-        for s in 0..8 {
+        let columns_offset = (e >= ENTRY_LEN).then_some(COLUMNS);
+        for s in (0..8).chain(columns_offset) {
             let at = dst + 16 + 8 * s;
             let off = get_u64(&out, at);
             if off != 0 {
@@ -904,6 +916,104 @@ fn newer_minor_version_with_longer_header_and_entries_is_accepted() {
     assert_eq!(err_of::<f64>(odd.as_bytes()), Some(Error::ImageCorrupt));
     let odd = newer_minor(img64(), 1, 0, 4, 0);
     assert_eq!(err_of::<f64>(odd.as_bytes()), Some(Error::ImageCorrupt));
+}
+
+/// Rewrites a format-1.1 image as format 1.0: entries of 96 bytes, minor version 0, and every
+/// head without its coordinate-major columns section (the last section of each head), the other
+/// offsets moved accordingly.
+fn downgrade_to_1_0(img: &ModelImage) -> ModelImage {
+    let b = img.as_bytes();
+    let n = get_u32(b, 36) as usize;
+    assert_eq!(get_u16(b, 10), 1, "a 1.1 image");
+    let new_start = (ENTRY0 + n * 96).div_ceil(16) * 16;
+    let mut out = vec![0u8; new_start];
+    out[..ENTRY0].copy_from_slice(&b[..ENTRY0]);
+    put_u16(&mut out, 10, 0);
+    put_u32(&mut out, 64, 96);
+    for h in 0..n {
+        let (start, cols) = (section(b, h, COORDS), section(b, h, COLUMNS));
+        let delta = out.len() as i64 - start as i64;
+        let dst = ENTRY0 + h * 96;
+        out[dst..dst + 96].copy_from_slice(&b[entry(h)..entry(h) + 96]);
+        for k in 0..8 {
+            let off = get_u64(b, entry(h) + 16 + 8 * k);
+            if off != 0 {
+                put_u64(&mut out, dst + 16 + 8 * k, (off as i64 + delta) as u64);
+            }
+        }
+        out.extend_from_slice(&b[start..cols]);
+    }
+    let total = out.len() as u64;
+    put_u64(&mut out, 24, total);
+    reseal(&mut out);
+    ModelImage::from_bytes(&out)
+}
+
+#[test]
+fn format_1_0_images_open_and_sample_the_same_bits() {
+    for (name, fs, img) in small_images() {
+        let old = downgrade_to_1_0(img);
+        assert!(old.as_bytes().len() < img.as_bytes().len());
+        // The 1.0 view reads the samples row-major, the 1.1 view column-major: same bits.
+        let same = if *fs == 8 {
+            let (a, b) = (old.view::<f64>().unwrap(), img.view::<f64>().unwrap());
+            assert!(a.head(0).bridge.columns().is_none() && b.head(0).bridge.columns().is_some());
+            assert_eq!(a.head(0).bridge.log_v_max(), b.head(0).bridge.log_v_max());
+            signature(&a) == signature(&b)
+        } else {
+            let (a, b) = (old.view::<f32>().unwrap(), img.view::<f32>().unwrap());
+            assert!(a.head(0).bridge.columns().is_none() && b.head(0).bridge.columns().is_some());
+            signature(&a) == signature(&b)
+        };
+        assert!(same, "{name}: 1.0 and 1.1 views sample differently");
+        // A 1.0 image's entries are 96 bytes: 88 is still too short.
+        let short = edited(&old, |b| put_u32(b, 64, 88));
+        let e = if *fs == 8 {
+            err_of::<f64>(short.as_bytes())
+        } else {
+            err_of::<f32>(short.as_bytes())
+        };
+        assert_eq!(e, Some(Error::ImageCorrupt), "{name}");
+    }
+    // A 1.1 image that claims 96-byte entries is rejected (its fields would be cut off).
+    let short = edited(img64(), |b| put_u32(b, 64, 96));
+    assert_eq!(err_of::<f64>(short.as_bytes()), Some(Error::ImageCorrupt));
+}
+
+#[test]
+fn columns_and_stored_maximum_must_be_exact() {
+    for h in 0..2 {
+        // One column value changed (and resealed): the copy no longer matches the samples.
+        let at = section(img64().as_bytes(), h, COLUMNS) + 8 * 3;
+        let bad = edited(img64(), |b| put_t(b, at, get_f64(b, at) + 1e-9));
+        assert_eq!(err_of::<f64>(bad.as_bytes()), Some(Error::ImageCorrupt));
+        // The stored max_j g_j raised, lowered or NaN: rejected.
+        let at = entry(h) + LOG_V_MAX_AT;
+        for v in [1e-12, -1e-12] {
+            let bad = edited(img64(), |b| put_f64(b, at, get_f64(b, at) + v));
+            assert_eq!(err_of::<f64>(bad.as_bytes()), Some(Error::ImageCorrupt));
+        }
+        let bad = edited(img64(), |b| put_f64(b, at, f64::NAN));
+        assert_eq!(err_of::<f64>(bad.as_bytes()), Some(Error::ImageCorrupt));
+        // The columns offset moved: not canonical.
+        let at = entry(h) + 16 + 8 * COLUMNS;
+        let bad = edited(img64(), |b| put_u64(b, at, get_u64(b, at) + 16));
+        assert_eq!(err_of::<f64>(bad.as_bytes()), Some(Error::ImageCorrupt));
+    }
+    // The stored maximum is the maximum of the head's g, exactly.
+    let v = img64().view::<f64>().unwrap();
+    for h in 0..v.n_heads() {
+        let b = v.head(h).bridge;
+        let mx = b.log_v().iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(b.log_v_max(), mx);
+        let (m, d) = (b.m(), b.d());
+        let cols = b.columns().unwrap();
+        for j in 0..m {
+            for c in 0..d {
+                assert_eq!(cols[c * m + j], b.dataset().sample(j)[c]);
+            }
+        }
+    }
 }
 
 #[test]
@@ -957,7 +1067,7 @@ fn lying_lengths_offsets_and_sizes_are_rejected() {
     corrupt(&|b| put_u32(b, entry(1) + 4, 0), "n_t = 0");
     corrupt(&|b| put_u32(b, entry(1) + 4, 3), "n_t > d_a");
     // Offsets: shifted, swapped, zero, past the end, absurd.
-    for k in [COORDS, TARGETS, DATA, LOG_V] {
+    for k in [COORDS, TARGETS, DATA, LOG_V, COLUMNS] {
         for h in 0..2 {
             let at = entry(h) + 16 + 8 * k;
             corrupt(&|b| put_u64(b, at, get_u64(b, at) + 16), "offset + 16");
@@ -1434,11 +1544,23 @@ fn write_fuzz_seeds() {
     }
 }
 
-/// The committed seeds are valid images of the current format.
+/// The committed seeds are valid images of the current format, and the `v1_0_*` seeds (written
+/// by the format-1.0 writer, kept so that the fuzzer covers both minor versions) still open.
 #[test]
 fn committed_fuzz_seeds_open() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     for (name, _) in seed_images() {
+        let old = ModelImage::read_file(dir.join(format!("v1_0_{name}"))).unwrap();
+        assert_eq!(
+            get_u16(old.as_bytes(), 10),
+            0,
+            "v1_0_{name} is a minor-0 image"
+        );
+        let (a, b) = open_both(old.as_bytes());
+        assert!(
+            a.is_ok() || b.is_ok(),
+            "v1_0_{name} no longer opens ({a:?} / {b:?})"
+        );
         let img = ModelImage::read_file(dir.join(name)).unwrap();
         let (a, b) = open_both(img.as_bytes());
         assert!(

@@ -1,0 +1,1085 @@
+//! The fused pass: one sweep over the samples of a bridge (or of one head) that computes, for a
+//! query `x`, the distances, the logits, their shifted exponentials and the weighted sums of the
+//! requested target coordinates together, without writing a row of `M` values (DESIGN §6).
+//!
+//! ```text
+//! s_j = Σ_c w_c (x_c − x^(j)_c)^2                   (w_c = 1/s_c^2; the product is skipped when w ≡ 1)
+//! a_j = g_j − s_j κ_j                                (κ_j = 1/(4ε), or (1/(2ε)) / (ρ(x) + ρ_j))
+//! e_j = exp(a_j − G)                                 (crate::exp_poly)
+//! S   = Σ_j e_j,    A_t = Σ_j e_j x^(j)_t            (t in the target coordinates)
+//! ```
+//!
+//! so that `LSE_j a_j = G + ln S` and the weighted mean of coordinate `t` is `A_t / S`.
+//!
+//! **The shift `G`.** Any `G` works mathematically; the caller passes an upper bound of the
+//! logits (for the bridge `max_j g_j`, since `a_j ≤ g_j`; for Sinkhorn row `i`, `−g_i`, which makes
+//! `e_j = P_ij ≤ 1`). Then nothing overflows, and [`weighted_sums`] accepts the result when
+//! `S ≥ Real::FUSED_MIN_SUM` (`2^−900` in `f64`, `2^−60` in `f32`): every term the exponential
+//! flushed to zero is then below `2^−(1022−900)` (`2^−(126−60)` in `f32`) of `S` per sample.
+//! Otherwise (a query far from every sample) it computes the exact maximum `max_j a_j` in a
+//! second pass and sums again with `G = max_j a_j`, so `S ≥ 1`. The choice depends on the data
+//! and the query only, never on the CPU.
+//!
+//! **The order of operations** is fixed and documented so that every target computes the same
+//! bits, whatever its vector width: samples go in chunks of [`LANES`] consecutive indices
+//! (`j = LANES·q + l`); lane `l` accumulates its terms over `q` in increasing order (the lanes of a
+//! last, partial chunk beyond `M` add `+0`); then the lanes are combined pairwise,
+//! `v_l ← v_l + v_{l+h}` for `h = 8, 4, 2, 1`, and the result is `v_0`. No operation is fused into
+//! an FMA (Rust never contracts `a * b + c`), so a scalar Cortex-M4F and a 512-bit host agree.
+//!
+//! Samples are read either as sample-major rows (`x[j d + c]`, the layout of the API and of
+//! format-1.0 images) or as coordinate-major columns (`x[c M + j]`, so that lanes run over
+//! samples with contiguous loads); both give the same bits.
+
+use crate::kernel::InvBandwidth;
+use crate::layout::MAX_HEAD_DIM;
+use crate::real::Real;
+
+/// Samples per chunk: the number of partial sums of every accumulation (see the module docs).
+pub const LANES: usize = 16;
+
+/// The largest dimension (and number of targets) the fused pass takes: [`MAX_HEAD_DIM`].
+pub const MAX_FUSED_DIM: usize = MAX_HEAD_DIM;
+
+/// Where the pass reads the samples' coordinates.
+#[derive(Clone, Copy, Debug)]
+pub enum Samples<'a, T> {
+    /// Sample-major rows: coordinate `c` of sample `j` is `data[j d + c]`.
+    Rows {
+        /// `M × d` values.
+        data: &'a [T],
+        /// `d`.
+        d: usize,
+    },
+    /// Coordinate-major columns: coordinate `c` of sample `j` is `data[c m + j]`.
+    Columns {
+        /// `d × M` values.
+        data: &'a [T],
+        /// `M`.
+        m: usize,
+    },
+}
+
+impl<T: Real> Samples<'_, T> {
+    /// Number of samples `M`.
+    pub fn m(&self) -> usize {
+        match *self {
+            Samples::Rows { data, d } => data.len() / d.max(1),
+            Samples::Columns { m, .. } => m,
+        }
+    }
+    /// Dimension `d`.
+    pub fn d(&self) -> usize {
+        match *self {
+            Samples::Rows { d, .. } => d,
+            Samples::Columns { data, m } => data.len() / m.max(1),
+        }
+    }
+}
+
+/// One query of the fused pass. Lengths are the caller's to check (every public entry point
+/// does): `x.len() = d ≤ MAX_FUSED_DIM`, `metric` of length `d`, `offsets` and a variable
+/// bandwidth's `rho` of length `M`.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a, T> {
+    /// The samples.
+    pub samples: Samples<'a, T>,
+    /// The query point `x` (length `d`).
+    pub x: &'a [T],
+    /// Metric weights `w_c = 1/s_c^2` (`None`: the Euclidean metric).
+    pub metric: Option<&'a [T]>,
+    /// Offsets `g_j` (length `M`).
+    pub offsets: &'a [T],
+    /// The inverse bandwidth `κ_j`.
+    pub inv_bw: InvBandwidth<'a, T>,
+}
+
+/// What one pass accumulated: `S = Σ_j exp(a_j − G)` and `A_t = Σ_j exp(a_j − G) x^(j)_t`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sums<T> {
+    /// The shift `G` used.
+    pub shift: T,
+    /// `S`.
+    pub sum: T,
+    /// `A_t` for the requested targets, in their order (the rest zero).
+    pub targets: [T; MAX_FUSED_DIM],
+}
+
+impl<T: Real> Sums<T> {
+    /// `LSE_j a_j = G + ln S`.
+    pub fn log_sum_exp(&self) -> T {
+        self.shift + self.sum.ln()
+    }
+    /// The weighted mean of the `k`-th requested target, `A_k / S`.
+    pub fn mean(&self, k: usize) -> T {
+        self.targets[k] / self.sum
+    }
+}
+
+/// The pass with the shift `G = shift_bound` and, when its sum is below
+/// [`Real::FUSED_MIN_SUM`] or not finite, again with `G = max_j a_j` (see the module docs).
+/// Returns `None` when the logits have no finite maximum (non-finite inputs).
+pub fn weighted_sums<T: Real>(
+    q: &Query<'_, T>,
+    targets: &[usize],
+    shift_bound: T,
+) -> Option<Sums<T>> {
+    let first = shifted_sums(q, targets, shift_bound);
+    if first.sum >= T::FUSED_MIN_SUM && first.sum.is_finite() {
+        return Some(first);
+    }
+    let mx = max_logit(q);
+    if !mx.is_finite() {
+        return None;
+    }
+    let second = shifted_sums(q, targets, mx);
+    if second.sum.is_finite() && second.sum >= T::ONE {
+        Some(second)
+    } else {
+        None
+    }
+}
+
+/// `S` and `A_t` with the shift `G = shift` exactly (no fallback).
+pub fn shifted_sums<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> Sums<T> {
+    dispatch_sums(q, targets, shift)
+}
+
+/// `max_j a_j`, the exact maximum of the logits (the same `a_j` bits as the sums use).
+pub fn max_logit<T: Real>(q: &Query<'_, T>) -> T {
+    dispatch_max(q)
+}
+
+/// The fused pass over precomputed kernel logits `L_j` (a row of a cached `log T`): with
+/// offsets `a_j = g_j + L_j` (`L_j = −(s_j κ_j)`, so `a_j` has the same bits as the pass's
+/// `g_j − s_j κ_j`), without `a_j = L_j`; then `S = Σ_j exp(a_j − G)` in the pass's order, with the
+/// same fallback as [`weighted_sums`]. `None` when the logits have no finite maximum.
+pub fn logit_row_sums<T: Real>(
+    row: &[T],
+    offsets: Option<&[T]>,
+    shift_bound: T,
+) -> Option<Sums<T>> {
+    let first = dispatch_logit_sum(row, offsets, shift_bound);
+    let done = |sum: T, shift: T| Sums {
+        shift,
+        sum,
+        targets: [T::ZERO; MAX_FUSED_DIM],
+    };
+    if first >= T::FUSED_MIN_SUM && first.is_finite() {
+        return Some(done(first, shift_bound));
+    }
+    let mx = match offsets {
+        Some(g) => row
+            .iter()
+            .zip(g)
+            .fold(T::NEG_INFINITY, |m, (&l, &gj)| m.max(gj + l)),
+        None => row.iter().fold(T::NEG_INFINITY, |m, &l| m.max(l)),
+    };
+    if !mx.is_finite() {
+        return None;
+    }
+    let second = dispatch_logit_sum(row, offsets, mx);
+    (second.is_finite() && second >= T::ONE).then(|| done(second, mx))
+}
+
+/// Writes `e_j = exp(a_j − G)` into `out` (length `M`) and returns `S = Σ_j e_j` in the fused
+/// pass's order, with `G = shift`.
+pub fn shifted_row<T: Real>(q: &Query<'_, T>, shift: T, out: &mut [T]) -> T {
+    dispatch_row(q, shift, out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch: the generic bodies below are `#[inline(always)]`, so each entry point compiles them
+// for the target features it is built with. With the `std` feature an x86-64 host picks an
+// AVX-512 or AVX2 build at run time (the `multiversion` crate); without it (`no_std`, firmware)
+// the build target's own features are used. The arithmetic is the same in every build.
+
+/// Expands `$body` once for every combination of layout, metric and bandwidth, with `$ld`, `$w`
+/// and `$bw` bound to compile-time variants.
+macro_rules! with_variants {
+    ($q:expr, |$ld:ident, $w:ident, $bw:ident| $body:expr) => {{
+        let q = $q;
+        macro_rules! bw_arm {
+            ($ld2:expr, $w2:expr) => {
+                match q.inv_bw {
+                    InvBandwidth::Uniform(k) => {
+                        let $ld = $ld2;
+                        let $w = $w2;
+                        let $bw = Uniform(k);
+                        $body
+                    }
+                    InvBandwidth::Variable {
+                        half_inv_eps,
+                        rho_x,
+                        rho,
+                    } => {
+                        let $ld = $ld2;
+                        let $w = $w2;
+                        let $bw = Variable {
+                            half_inv_eps,
+                            rho_x,
+                            rho,
+                        };
+                        $body
+                    }
+                }
+            };
+        }
+        macro_rules! metric_arm {
+            ($ld2:expr) => {
+                match q.metric {
+                    Some(w) => bw_arm!($ld2, Weighted(w)),
+                    None => bw_arm!($ld2, Unweighted),
+                }
+            };
+        }
+        match q.samples {
+            Samples::Rows { data, d } => metric_arm!(Rows { data, d }),
+            Samples::Columns { data, m } => metric_arm!(Columns {
+                data,
+                m,
+                d: data.len() / m.max(1),
+            }),
+        }
+    }};
+}
+
+#[cfg_attr(
+    all(feature = "std", target_arch = "x86_64"),
+    multiversion::multiversion(targets(
+        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
+        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
+    ))
+)]
+fn dispatch_sums<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> Sums<T> {
+    with_variants!(q, |ld, w, bw| body_sums(
+        ld, q.x, w, q.offsets, bw, targets, shift
+    ))
+}
+
+#[cfg_attr(
+    all(feature = "std", target_arch = "x86_64"),
+    multiversion::multiversion(targets(
+        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
+        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
+    ))
+)]
+fn dispatch_max<T: Real>(q: &Query<'_, T>) -> T {
+    with_variants!(q, |ld, w, bw| body_max(ld, q.x, w, q.offsets, bw))
+}
+
+#[cfg_attr(
+    all(feature = "std", target_arch = "x86_64"),
+    multiversion::multiversion(targets(
+        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
+        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
+    ))
+)]
+fn dispatch_row<T: Real>(q: &Query<'_, T>, shift: T, out: &mut [T]) -> T {
+    with_variants!(q, |ld, w, bw| body_row(
+        ld, q.x, w, q.offsets, bw, shift, out
+    ))
+}
+
+#[cfg_attr(
+    all(feature = "std", target_arch = "x86_64"),
+    multiversion::multiversion(targets(
+        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
+        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
+    ))
+)]
+fn dispatch_logit_sum<T: Real>(row: &[T], offsets: Option<&[T]>, shift: T) -> T {
+    let m = row.len();
+    let mut sum = [T::ZERO; LANES];
+    let mut j0 = 0;
+    while j0 < m {
+        let valid = (m - j0).min(LANES);
+        let l = lane_of(row, j0, valid);
+        let mut a = [T::ZERO; LANES];
+        match offsets {
+            Some(g) => {
+                let gl = lane_of(g, j0, valid);
+                for k in 0..LANES {
+                    a[k] = gl[k] + l[k];
+                }
+            }
+            None => a = l,
+        }
+        let e = chunk_exp(&a, shift, valid);
+        for k in 0..LANES {
+            sum[k] += e[k];
+        }
+        j0 += LANES;
+    }
+    reduce_lanes(sum)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compile-time variants.
+
+/// A chunk of `LANES` values of one coordinate.
+type Lane<T> = [T; LANES];
+
+/// Reads chunks of samples. `fill` prepares chunk `j0..j0 + valid` in `buf` where the layout
+/// needs it (rows are transposed; a partial last chunk is zero-padded); `col` then returns
+/// coordinate `c` of the chunk.
+trait Load<T: Real>: Copy {
+    fn m(&self) -> usize;
+    fn fill(&self, j0: usize, valid: usize, buf: &mut [Lane<T>; MAX_FUSED_DIM]);
+    fn col<'b>(
+        &'b self,
+        buf: &'b [Lane<T>; MAX_FUSED_DIM],
+        c: usize,
+        j0: usize,
+        valid: usize,
+    ) -> &'b Lane<T>;
+}
+
+#[derive(Clone, Copy)]
+struct Rows<'a, T> {
+    data: &'a [T],
+    d: usize,
+}
+
+impl<T: Real> Load<T> for Rows<'_, T> {
+    #[inline(always)]
+    fn m(&self) -> usize {
+        self.data.len() / self.d
+    }
+    #[inline(always)]
+    fn fill(&self, j0: usize, valid: usize, buf: &mut [Lane<T>; MAX_FUSED_DIM]) {
+        let d = self.d;
+        let rows = &self.data[j0 * d..(j0 + valid) * d];
+        for (l, row) in rows.chunks_exact(d).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                buf[c][l] = v;
+            }
+        }
+        if valid < LANES {
+            for b in buf[..d].iter_mut() {
+                b[valid..].fill(T::ZERO);
+            }
+        }
+    }
+    #[inline(always)]
+    fn col<'b>(
+        &'b self,
+        buf: &'b [Lane<T>; MAX_FUSED_DIM],
+        c: usize,
+        _: usize,
+        _: usize,
+    ) -> &'b Lane<T> {
+        &buf[c]
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Columns<'a, T> {
+    data: &'a [T],
+    m: usize,
+    d: usize,
+}
+
+impl<T: Real> Load<T> for Columns<'_, T> {
+    #[inline(always)]
+    fn m(&self) -> usize {
+        self.m
+    }
+    #[inline(always)]
+    fn fill(&self, j0: usize, valid: usize, buf: &mut [Lane<T>; MAX_FUSED_DIM]) {
+        if valid < LANES {
+            for (c, b) in buf[..self.d].iter_mut().enumerate() {
+                let start = c * self.m + j0;
+                b[..valid].copy_from_slice(&self.data[start..start + valid]);
+                b[valid..].fill(T::ZERO);
+            }
+        }
+    }
+    #[inline(always)]
+    fn col<'b>(
+        &'b self,
+        buf: &'b [Lane<T>; MAX_FUSED_DIM],
+        c: usize,
+        j0: usize,
+        valid: usize,
+    ) -> &'b Lane<T> {
+        if valid < LANES {
+            &buf[c]
+        } else {
+            let start = c * self.m + j0;
+            lane(&self.data[start..start + LANES])
+        }
+    }
+}
+
+/// A slice of exactly `LANES` values as an array reference.
+#[inline(always)]
+fn lane<T>(s: &[T]) -> &Lane<T> {
+    match s.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("a lane is LANES values"),
+    }
+}
+
+/// Chunk `j0..j0 + valid` of a per-sample array, zero-padded.
+#[inline(always)]
+fn lane_of<T: Real>(v: &[T], j0: usize, valid: usize) -> Lane<T> {
+    let mut out = [T::ZERO; LANES];
+    out[..valid].copy_from_slice(&v[j0..j0 + valid]);
+    out
+}
+
+/// The metric: `s += w_c t^2` or `s += t^2`.
+trait Metric<T: Real>: Copy {
+    fn add_sq(&self, s: &mut Lane<T>, xc: T, col: &Lane<T>, c: usize);
+}
+
+#[derive(Clone, Copy)]
+struct Weighted<'a, T>(&'a [T]);
+#[derive(Clone, Copy)]
+struct Unweighted;
+
+impl<T: Real> Metric<T> for Weighted<'_, T> {
+    #[inline(always)]
+    fn add_sq(&self, s: &mut Lane<T>, xc: T, col: &Lane<T>, c: usize) {
+        let wc = self.0[c];
+        for l in 0..LANES {
+            let t = xc - col[l];
+            s[l] += t * t * wc;
+        }
+    }
+}
+
+impl<T: Real> Metric<T> for Unweighted {
+    #[inline(always)]
+    fn add_sq(&self, s: &mut Lane<T>, xc: T, col: &Lane<T>, _: usize) {
+        for l in 0..LANES {
+            let t = xc - col[l];
+            s[l] += t * t;
+        }
+    }
+}
+
+/// The bandwidth: `a = g − s κ_j`.
+trait Kappa<T: Real>: Copy {
+    fn logits(&self, g: &Lane<T>, s: &Lane<T>, j0: usize, valid: usize, out: &mut Lane<T>);
+}
+
+#[derive(Clone, Copy)]
+struct Uniform<T>(T);
+#[derive(Clone, Copy)]
+struct Variable<'a, T> {
+    half_inv_eps: T,
+    rho_x: T,
+    rho: &'a [T],
+}
+
+impl<T: Real> Kappa<T> for Uniform<T> {
+    #[inline(always)]
+    fn logits(&self, g: &Lane<T>, s: &Lane<T>, _: usize, _: usize, out: &mut Lane<T>) {
+        for l in 0..LANES {
+            out[l] = g[l] - s[l] * self.0;
+        }
+    }
+}
+
+impl<T: Real> Kappa<T> for Variable<'_, T> {
+    #[inline(always)]
+    fn logits(&self, g: &Lane<T>, s: &Lane<T>, j0: usize, valid: usize, out: &mut Lane<T>) {
+        let rho = if valid == LANES {
+            *lane(&self.rho[j0..j0 + LANES])
+        } else {
+            // Padding lanes get ρ = 1 (their result is discarded).
+            let mut r = [T::ONE; LANES];
+            r[..valid].copy_from_slice(&self.rho[j0..j0 + valid]);
+            r
+        };
+        for l in 0..LANES {
+            out[l] = g[l] - s[l] * self.half_inv_eps / (self.rho_x + rho[l]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bodies.
+
+/// The logits `a_j` of chunk `j0..j0 + valid` (the chunk is in `buf` after `fill`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn chunk_logits<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>>(
+    ld: &L,
+    buf: &[Lane<T>; MAX_FUSED_DIM],
+    x: &[T],
+    w: &W,
+    g: &[T],
+    bw: &B,
+    j0: usize,
+    valid: usize,
+) -> Lane<T> {
+    let mut s = [T::ZERO; LANES];
+    if x.len() == 6 {
+        // The closure heads' d_α: a loop of known length, unrolled (same operations).
+        for (c, &xc) in x[..6].iter().enumerate() {
+            w.add_sq(&mut s, xc, ld.col(buf, c, j0, valid), c);
+        }
+    } else {
+        for (c, &xc) in x.iter().enumerate() {
+            w.add_sq(&mut s, xc, ld.col(buf, c, j0, valid), c);
+        }
+    }
+    let gl = if valid == LANES {
+        *lane(&g[j0..j0 + LANES])
+    } else {
+        lane_of(g, j0, valid)
+    };
+    let mut a = [T::ZERO; LANES];
+    bw.logits(&gl, &s, j0, valid, &mut a);
+    a
+}
+
+/// `e_l = exp(a_l − G)`, with `+0` in the lanes past `valid`.
+#[inline(always)]
+fn chunk_exp<T: Real>(a: &Lane<T>, shift: T, valid: usize) -> Lane<T> {
+    let mut e = [T::ZERO; LANES];
+    for l in 0..LANES {
+        e[l] = (a[l] - shift).exp_poly();
+    }
+    if valid < LANES {
+        e[valid..].fill(T::ZERO);
+    }
+    e
+}
+
+/// The documented lane reduction: `v_l ← v_l + v_{l+h}` for `h = 8, 4, 2, 1`.
+#[inline(always)]
+pub(crate) fn reduce_lanes<T: Real>(mut v: Lane<T>) -> T {
+    let mut h = LANES / 2;
+    while h > 0 {
+        for l in 0..h {
+            v[l] += v[l + h];
+        }
+        h /= 2;
+    }
+    v[0]
+}
+
+/// Accumulates chunk `j0..j0 + valid` into the lane sums: `sum += e`, `acc_k += e · x_t(k)`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn sums_chunk<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize>(
+    ld: &L,
+    buf: &mut [Lane<T>; MAX_FUSED_DIM],
+    x: &[T],
+    w: &W,
+    g: &[T],
+    bw: &B,
+    targets: &[usize],
+    shift: T,
+    j0: usize,
+    valid: usize,
+    sum: &mut Lane<T>,
+    acc: &mut [Lane<T>],
+) {
+    ld.fill(j0, valid, buf);
+    let a = chunk_logits(ld, buf, x, w, g, bw, j0, valid);
+    let e = chunk_exp(&a, shift, valid);
+    for l in 0..LANES {
+        sum[l] += e[l];
+    }
+    // NT > 0: exactly NT targets, unrolled; NT = 0: `targets.len()` of them.
+    let nt = if NT > 0 { NT } else { targets.len() };
+    for k in 0..nt {
+        let col = ld.col(buf, targets[k], j0, valid);
+        let acck = &mut acc[k];
+        for l in 0..LANES {
+            acck[l] += e[l] * col[l];
+        }
+    }
+}
+
+#[inline(always)]
+fn body_sums<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>>(
+    ld: L,
+    x: &[T],
+    w: W,
+    g: &[T],
+    bw: B,
+    targets: &[usize],
+    shift: T,
+) -> Sums<T> {
+    match targets.len() {
+        1 => body_sums_n::<T, L, W, B, 1>(ld, x, w, g, bw, targets, shift),
+        _ => body_sums_n::<T, L, W, B, 0>(ld, x, w, g, bw, targets, shift),
+    }
+}
+
+/// Chunks per block: several independent chunks in flight hide the latency of the exponential
+/// (the order of accumulation is unchanged: chunk by chunk).
+#[inline(always)]
+const fn block_chunks<T>() -> usize {
+    if core::mem::size_of::<T>() == 4 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Accumulates the `K` full chunks from `j0` in order, their logits and exponentials computed
+/// side by side.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn sums_block<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize, const K: usize>(
+    ld: &L,
+    bufs: &mut [[Lane<T>; MAX_FUSED_DIM]; K],
+    x: &[T],
+    w: &W,
+    g: &[T],
+    bw: &B,
+    targets: &[usize],
+    shift: T,
+    j0: usize,
+    sum: &mut Lane<T>,
+    acc: &mut [Lane<T>],
+) {
+    let mut e = [[T::ZERO; LANES]; K];
+    for (k, buf) in bufs.iter_mut().enumerate() {
+        ld.fill(j0 + k * LANES, LANES, buf);
+    }
+    for k in 0..K {
+        let a = chunk_logits(ld, &bufs[k], x, w, g, bw, j0 + k * LANES, LANES);
+        e[k] = chunk_exp(&a, shift, LANES);
+    }
+    let nt = if NT > 0 { NT } else { targets.len() };
+    for k in 0..K {
+        for l in 0..LANES {
+            sum[l] += e[k][l];
+        }
+        for (t, acct) in targets[..nt].iter().zip(acc.iter_mut()) {
+            let col = ld.col(&bufs[k], *t, j0 + k * LANES, LANES);
+            for l in 0..LANES {
+                acct[l] += e[k][l] * col[l];
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn body_sums_n<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize>(
+    ld: L,
+    x: &[T],
+    w: W,
+    g: &[T],
+    bw: B,
+    targets: &[usize],
+    shift: T,
+) -> Sums<T> {
+    if block_chunks::<T>() == 4 {
+        body_sums_k::<T, L, W, B, NT, 4>(ld, x, w, g, bw, targets, shift)
+    } else {
+        body_sums_k::<T, L, W, B, NT, 2>(ld, x, w, g, bw, targets, shift)
+    }
+}
+
+#[inline(always)]
+fn body_sums_k<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize, const K: usize>(
+    ld: L,
+    x: &[T],
+    w: W,
+    g: &[T],
+    bw: B,
+    targets: &[usize],
+    shift: T,
+) -> Sums<T> {
+    let nt = targets.len().min(MAX_FUSED_DIM);
+    let targets = &targets[..nt];
+    let mut bufs = [[[T::ZERO; LANES]; MAX_FUSED_DIM]; K];
+    let mut sum = [T::ZERO; LANES];
+    let mut acc = [[T::ZERO; LANES]; MAX_FUSED_DIM];
+    let m = ld.m();
+    let full = m / LANES;
+    let blocks = full / K;
+    for b in 0..blocks {
+        sums_block::<T, L, W, B, NT, K>(
+            &ld,
+            &mut bufs,
+            x,
+            &w,
+            g,
+            &bw,
+            targets,
+            shift,
+            b * K * LANES,
+            &mut sum,
+            &mut acc,
+        );
+    }
+    for q in blocks * K..full {
+        sums_chunk::<T, L, W, B, NT>(
+            &ld,
+            &mut bufs[0],
+            x,
+            &w,
+            g,
+            &bw,
+            targets,
+            shift,
+            q * LANES,
+            LANES,
+            &mut sum,
+            &mut acc,
+        );
+    }
+    if m % LANES != 0 {
+        sums_chunk::<T, L, W, B, NT>(
+            &ld,
+            &mut bufs[0],
+            x,
+            &w,
+            g,
+            &bw,
+            targets,
+            shift,
+            full * LANES,
+            m % LANES,
+            &mut sum,
+            &mut acc,
+        );
+    }
+    let mut out = Sums {
+        shift,
+        sum: reduce_lanes(sum),
+        targets: [T::ZERO; MAX_FUSED_DIM],
+    };
+    for (o, a) in out.targets[..nt].iter_mut().zip(acc) {
+        *o = reduce_lanes(a);
+    }
+    out
+}
+
+#[inline(always)]
+fn body_max<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>>(
+    ld: L,
+    x: &[T],
+    w: W,
+    g: &[T],
+    bw: B,
+) -> T {
+    let mut buf = [[T::ZERO; LANES]; MAX_FUSED_DIM];
+    let mut mx = [T::NEG_INFINITY; LANES];
+    let m = ld.m();
+    let mut j0 = 0;
+    while j0 < m {
+        let valid = (m - j0).min(LANES);
+        ld.fill(j0, valid, &mut buf);
+        let a = chunk_logits(&ld, &buf, x, &w, g, &bw, j0, valid);
+        for l in 0..valid {
+            mx[l] = mx[l].max(a[l]);
+        }
+        j0 += LANES;
+    }
+    mx.iter().fold(T::NEG_INFINITY, |m, &v| m.max(v))
+}
+
+#[inline(always)]
+fn body_row<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>>(
+    ld: L,
+    x: &[T],
+    w: W,
+    g: &[T],
+    bw: B,
+    shift: T,
+    out: &mut [T],
+) -> T {
+    let mut buf = [[T::ZERO; LANES]; MAX_FUSED_DIM];
+    let mut sum = [T::ZERO; LANES];
+    let m = ld.m();
+    let mut j0 = 0;
+    while j0 < m {
+        let valid = (m - j0).min(LANES);
+        ld.fill(j0, valid, &mut buf);
+        let a = chunk_logits(&ld, &buf, x, &w, g, &bw, j0, valid);
+        let e = chunk_exp(&a, shift, valid);
+        for l in 0..LANES {
+            sum[l] += e[l];
+        }
+        out[j0..j0 + valid].copy_from_slice(&e[..valid]);
+        j0 += LANES;
+    }
+    reduce_lanes(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use std::vec::Vec;
+
+    struct Case<T> {
+        rows: Vec<T>,
+        cols: Vec<T>,
+        g: Vec<T>,
+        rho: Vec<T>,
+        w: Vec<T>,
+        x: Vec<T>,
+        m: usize,
+        d: usize,
+    }
+
+    fn case<T: Real>(m: usize, d: usize, seed: u64) -> Case<T> {
+        let mut rng = Rng::new(seed, 0);
+        let rows: Vec<T> = (0..m * d).map(|_| T::from_f64(rng.normal())).collect();
+        let mut cols = std::vec![T::ZERO; m * d];
+        for j in 0..m {
+            for c in 0..d {
+                cols[c * m + j] = rows[j * d + c];
+            }
+        }
+        Case {
+            g: (0..m).map(|_| T::from_f64(0.3 * rng.normal())).collect(),
+            rho: (0..m)
+                .map(|_| T::from_f64(0.5 + rng.uniform_open0()))
+                .collect(),
+            w: (0..d)
+                .map(|_| T::from_f64(0.5 + rng.uniform_open0()))
+                .collect(),
+            x: (0..d).map(|_| T::from_f64(0.5 * rng.normal())).collect(),
+            rows,
+            cols,
+            m,
+            d,
+        }
+    }
+
+    fn queries<T: Real>(c: &Case<T>) -> Vec<(Query<'_, T>, Query<'_, T>)> {
+        let mut out = Vec::new();
+        for weighted in [false, true] {
+            for variable in [false, true] {
+                let inv_bw = if variable {
+                    InvBandwidth::Variable {
+                        half_inv_eps: T::from_f64(2.5),
+                        rho_x: T::from_f64(0.8),
+                        rho: &c.rho,
+                    }
+                } else {
+                    InvBandwidth::Uniform(T::from_f64(1.25))
+                };
+                let metric = weighted.then_some(&c.w[..]);
+                let rows = Query {
+                    samples: Samples::Rows {
+                        data: &c.rows,
+                        d: c.d,
+                    },
+                    x: &c.x,
+                    metric,
+                    offsets: &c.g,
+                    inv_bw,
+                };
+                let cols = Query {
+                    samples: Samples::Columns {
+                        data: &c.cols,
+                        m: c.m,
+                    },
+                    ..rows
+                };
+                out.push((rows, cols));
+            }
+        }
+        out
+    }
+
+    /// The documented order, written as a plain scalar loop: lane `j % LANES` accumulates, lanes
+    /// combine pairwise. Any build of the pass (scalar, SSE2, AVX2, AVX-512) must give these bits.
+    fn scalar_reference<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> (T, Vec<T>) {
+        let (m, d) = (q.samples.m(), q.samples.d());
+        let at = |j: usize, c: usize| match q.samples {
+            Samples::Rows { data, d } => data[j * d + c],
+            Samples::Columns { data, m } => data[c * m + j],
+        };
+        let mut sum = [T::ZERO; LANES];
+        let mut acc = std::vec![[T::ZERO; LANES]; targets.len()];
+        for j in 0..m {
+            let mut s = T::ZERO;
+            for c in 0..d {
+                let t = q.x[c] - at(j, c);
+                s += match q.metric {
+                    Some(w) => t * t * w[c],
+                    None => t * t,
+                };
+            }
+            let a = match q.inv_bw {
+                InvBandwidth::Uniform(k) => q.offsets[j] - s * k,
+                InvBandwidth::Variable {
+                    half_inv_eps,
+                    rho_x,
+                    rho,
+                } => q.offsets[j] - s * half_inv_eps / (rho_x + rho[j]),
+            };
+            let e = (a - shift).exp_poly();
+            sum[j % LANES] += e;
+            for (k, &t) in targets.iter().enumerate() {
+                acc[k][j % LANES] += e * at(j, t);
+            }
+        }
+        (
+            reduce_lanes(sum),
+            acc.into_iter().map(reduce_lanes).collect(),
+        )
+    }
+
+    fn bits<T: Real>(v: T) -> u64 {
+        v.to_f64().to_bits()
+    }
+
+    fn check_layouts_and_order<T: Real>() {
+        for (m, d) in [
+            (1, 1),
+            (15, 2),
+            (16, 6),
+            (37, 6),
+            (100, 3),
+            (257, 9),
+            (64, 16),
+        ] {
+            let c = case::<T>(m, d, m as u64);
+            let targets: Vec<usize> = (0..d).rev().collect();
+            for (rows, cols) in queries(&c) {
+                for t in [&targets[..], &targets[..1], &[]] {
+                    let shift = T::from_f64(0.4);
+                    let a = shifted_sums(&rows, t, shift);
+                    let b = shifted_sums(&cols, t, shift);
+                    let (s, acc) = scalar_reference(&cols, t, shift);
+                    assert_eq!(bits(a.sum), bits(b.sum), "rows vs columns, M = {m}");
+                    assert_eq!(bits(a.sum), bits(s), "pass vs scalar order, M = {m}");
+                    for (k, &want) in acc.iter().enumerate() {
+                        assert_eq!(bits(a.targets[k]), bits(b.targets[k]));
+                        assert_eq!(bits(a.targets[k]), bits(want), "target {k}, M = {m}");
+                    }
+                    // The row output holds the same terms.
+                    let mut row = std::vec![T::ZERO; m];
+                    let rs = shifted_row(&cols, shift, &mut row);
+                    assert_eq!(bits(rs), bits(a.sum));
+                    // The logits' maximum is the maximum of the logits the pass used.
+                    let mx = max_logit(&rows);
+                    assert_eq!(bits(mx), bits(max_logit(&cols)));
+                    let e_at_max = (mx - shift).exp_poly();
+                    assert!(row.iter().any(|&e| bits(e) == bits(e_at_max)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_columns_and_the_documented_scalar_order_agree_bit_for_bit() {
+        check_layouts_and_order::<f64>();
+        check_layouts_and_order::<f32>();
+    }
+
+    #[test]
+    fn sums_match_a_direct_libm_evaluation() {
+        let c = case::<f64>(1000, 6, 7);
+        for (_, q) in queries(&c) {
+            let s = weighted_sums(&q, &[2, 5], 10.0).unwrap();
+            let (mut se, mut a2, mut a5) = (0.0, 0.0, 0.0);
+            for j in 0..c.m {
+                let (mut dist, y) = (0.0, &c.rows[j * 6..j * 6 + 6]);
+                for k in 0..6 {
+                    let wk = q.metric.map_or(1.0, |w| w[k]);
+                    dist += wk * (c.x[k] - y[k]) * (c.x[k] - y[k]);
+                }
+                let kappa = match q.inv_bw {
+                    InvBandwidth::Uniform(k) => k,
+                    InvBandwidth::Variable {
+                        half_inv_eps,
+                        rho_x,
+                        rho,
+                    } => half_inv_eps / (rho_x + rho[j]),
+                };
+                let e = libm::exp(c.g[j] - dist * kappa - s.shift);
+                se += e;
+                a2 += e * y[2];
+                a5 += e * y[5];
+            }
+            assert!((s.sum / se - 1.0).abs() < 1e-13);
+            assert!((s.mean(0) - a2 / se).abs() < 1e-13);
+            assert!((s.mean(1) - a5 / se).abs() < 1e-13);
+        }
+    }
+
+    #[test]
+    fn a_query_far_from_the_data_falls_back_to_the_exact_maximum() {
+        // f32, logits near −200: exp(a − max g) underflows everywhere, the fallback does not.
+        let c = case::<f32>(200, 2, 3);
+        let far = [20.0f32, -20.0];
+        let q = Query {
+            samples: Samples::Rows {
+                data: &c.rows,
+                d: 2,
+            },
+            x: &far,
+            metric: None,
+            offsets: &c.g,
+            inv_bw: InvBandwidth::Uniform(0.25),
+        };
+        let gmax = c.g.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(shifted_sums(&q, &[0], gmax).sum, 0.0);
+        let s = weighted_sums(&q, &[0, 1], gmax).unwrap();
+        assert_eq!(s.shift, max_logit(&q));
+        assert!(s.sum >= 1.0);
+        // The mean is that of a libm evaluation in f64.
+        let mx = s.shift as f64;
+        let (mut se, mut a0) = (0.0f64, 0.0f64);
+        for j in 0..200 {
+            let (y0, y1) = (c.rows[2 * j] as f64, c.rows[2 * j + 1] as f64);
+            let dist = (20.0 - y0).powi(2) + (-20.0 - y1).powi(2);
+            let e = libm::exp(c.g[j] as f64 - 0.25 * dist - mx);
+            se += e;
+            a0 += e * y0;
+        }
+        assert!((s.mean(0) as f64 - a0 / se).abs() < 1e-4);
+        assert!(((s.log_sum_exp() as f64) - (mx + se.ln())).abs() < 1e-3);
+        // Non-finite logits: no result.
+        let nan = [f32::NAN, 0.0];
+        assert!(weighted_sums(&Query { x: &nan, ..q }, &[], gmax).is_none());
+    }
+
+    #[test]
+    fn cached_logits_give_the_pass_bits() {
+        for (m, d) in [(37usize, 3usize), (64, 6)] {
+            let c = case::<f64>(m, d, 9);
+            let zero_g = std::vec![0.0; m];
+            for (q, _) in queries(&c) {
+                // A cached log T row holds −(s_j κ_j).
+                let row: Vec<f64> = (0..m)
+                    .map(|j| {
+                        let mut dist = 0.0;
+                        for k in 0..d {
+                            let t = c.x[k] - c.rows[j * d + k];
+                            dist += match q.metric {
+                                Some(w) => t * t * w[k],
+                                None => t * t,
+                            };
+                        }
+                        -(match q.inv_bw {
+                            InvBandwidth::Uniform(k) => dist * k,
+                            InvBandwidth::Variable {
+                                half_inv_eps,
+                                rho_x,
+                                rho,
+                            } => dist * half_inv_eps / (rho_x + rho[j]),
+                        })
+                    })
+                    .collect();
+                let a = weighted_sums(&q, &[], 0.1).unwrap();
+                let b = logit_row_sums(&row, Some(&c.g), 0.1).unwrap();
+                assert_eq!(bits(a.sum), bits(b.sum));
+                let zq = Query {
+                    offsets: &zero_g,
+                    ..q
+                };
+                let a = weighted_sums(&zq, &[], 0.0).unwrap();
+                let b = logit_row_sums(&row, None, 0.0).unwrap();
+                assert_eq!(bits(a.sum), bits(b.sum));
+            }
+        }
+    }
+}
