@@ -71,14 +71,18 @@ fn sinkhorn_and_fit_errors_are_distinct_and_write_nothing() {
         assert_eq!(run(eps, ok, &mut g, &mut work), Err(Error::InvalidEpsilon));
     }
     for tol in [0.0, -1e-9, f64::NAN] {
-        let o = SinkhornOptions { tol, max_iter: 10 };
+        let o = SinkhornOptions::new(tol, 10);
         assert_eq!(run(0.1, o, &mut g, &mut work), Err(Error::InvalidTolerance));
     }
-    let o = SinkhornOptions {
-        tol: 1e-9,
-        max_iter: 0,
-    };
+    let o = SinkhornOptions::new(1e-9, 0);
     assert_eq!(run(0.1, o, &mut g, &mut work), Err(Error::ZeroIterations));
+    for relaxation in [0.99, 2.0, f64::NAN, f64::INFINITY] {
+        let o = SinkhornOptions {
+            relaxation,
+            ..SinkhornOptions::new(1e-9, 10)
+        };
+        assert_eq!(run(0.1, o, &mut g, &mut work), Err(Error::InvalidTolerance));
+    }
     assert!(matches!(
         run(0.1, ok, &mut g[..9], &mut work),
         Err(Error::LengthMismatch { arg: Arg::LogV, .. })
@@ -87,7 +91,8 @@ fn sinkhorn_and_fit_errors_are_distinct_and_write_nothing() {
         run(0.1, ok, &mut g, &mut work[..5]),
         Err(Error::BufferTooSmall {
             arg: Arg::Workspace,
-            needed: 32,
+            // 3 M + d + M d: three rows, the metric and the coordinate-major samples
+            needed: 52,
             got: 5
         })
     ));
@@ -373,7 +378,7 @@ proptest! {
         let mm = ds.m();
         let mut g = vec![0.0; mm];
         let mut work = vec![0.0; work_len];
-        let opts = SinkhornOptions { tol, max_iter };
+        let opts = SinkhornOptions::new(tol, max_iter);
         let r = sinkhorn(&ds, eps, None, opts, &mut g, &mut work, None);
         REACHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if matches!(r, Ok(_) | Err(Error::NotConverged { .. })) {

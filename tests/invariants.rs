@@ -242,10 +242,7 @@ fn not_converged_reports_and_keeps_best_scaling() {
     let ds = Dataset::new(&data, 2, None).unwrap();
     let mut g = vec![0.0; 100];
     let mut work = vec![0.0; sinkhorn_workspace_len(100, 2)];
-    let opts = SinkhornOptions {
-        tol: 1e-13,
-        max_iter: 3,
-    };
+    let opts = SinkhornOptions::new(1e-13, 3);
     match sinkhorn(&ds, 0.01, None, opts, &mut g, &mut work, None) {
         Err(Error::NotConverged {
             iterations,
@@ -263,10 +260,7 @@ fn not_converged_reports_and_keeps_best_scaling() {
         &ds,
         0.01,
         None,
-        SinkhornOptions {
-            tol: 1e-13,
-            max_iter: 200,
-        },
+        SinkhornOptions::new(1e-13, 200),
         &mut g2,
         &mut work,
         None,
@@ -290,10 +284,7 @@ fn sinkhorn_iterations_do_not_grow_as_epsilon_shrinks() {
             &ds,
             eps,
             None,
-            SinkhornOptions {
-                tol: 1e-13,
-                max_iter: 200,
-            },
+            SinkhornOptions::new(1e-13, 200),
             &mut g,
             &mut work,
             None,

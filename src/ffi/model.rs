@@ -480,6 +480,7 @@ unsafe fn fit_impl<T: ImageFloat>(
             fc.beta = Some(T::from_f64(cfg.beta));
         }
         fc.sinkhorn = SinkhornOptions {
+            relaxation: fc.sinkhorn.relaxation,
             tol: if cfg.tol == 0.0 {
                 T::DEFAULT_SINKHORN_TOL
             } else {

@@ -102,10 +102,7 @@ pub fn fit_image<T: ImageFloat>(
     let cfg = FitConfig {
         eps: T::from_f64(eps),
         beta: beta.map(T::from_f64),
-        sinkhorn: SinkhornOptions {
-            tol: tol.map_or(T::DEFAULT_SINKHORN_TOL, T::from_f64),
-            max_iter,
-        },
+        sinkhorn: SinkhornOptions::new(tol.map_or(T::DEFAULT_SINKHORN_TOL, T::from_f64), max_iter),
     };
     let view = layout.view();
     let m = data.len() / d;
