@@ -32,6 +32,34 @@
 /// `e^x` in `f64` (see the module table for the error and the range).
 #[inline(always)]
 pub fn exp_f64(x: f64) -> f64 {
+    exp_f64_block(&[[x]])[0][0]
+}
+
+/// `e^x` in `f32` (see the module table for the error and the range).
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    exp_f32_block(&[[x]])[0][0]
+}
+
+/// `out[k][l] = f(k, l)` over a `K × L` block, one step of the formula for every lane before the
+/// next step: the vector unit then has `K L / width` independent operations at each step of the
+/// exponential's dependency chain (a scalar loop per lane would leave it waiting on latency).
+macro_rules! each {
+    ($zero:expr, |$k:ident, $l:ident| $e:expr) => {{
+        let mut o = [[$zero; L]; K];
+        for $k in 0..K {
+            for $l in 0..L {
+                o[$k][$l] = $e;
+            }
+        }
+        o
+    }};
+}
+
+/// [`exp_f64`] of every element of a block, each lane computed by exactly the scalar function's
+/// operations (the scalar function is this block of one).
+#[inline(always)]
+pub fn exp_f64_block<const K: usize, const L: usize>(x: &[[f64; L]; K]) -> [[f64; L]; K] {
     const LOG2E: f64 = core::f64::consts::LOG2_E;
     // 1.5 · 2^52: adding it rounds x·log2e to an integer held in the low mantissa bits.
     const SHIFT: f64 = 6_755_399_441_055_744.0;
@@ -53,41 +81,52 @@ pub fn exp_f64(x: f64) -> f64 {
         2.763_265_472_252_779e-7,
         2.511_004_920_481_865_8e-8,
     ];
-    let xc = if x < LO { LO } else { x };
-    let xc = if xc > HI { HI } else { xc };
-    let k = xc * LOG2E + SHIFT;
-    let n = k - SHIFT;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let r2 = r * r;
-    let (t0, t1, t2, t3, t4) = (
-        C[0] + C[1] * r,
-        C[2] + C[3] * r,
-        C[4] + C[5] * r,
-        C[6] + C[7] * r,
-        C[8] + C[9] * r,
-    );
-    let r4 = r2 * r2;
-    let (u0, u1, u2) = (t0 + t1 * r2, t2 + t3 * r2, t4);
-    let r8 = r4 * r4;
-    let (v0, v1) = (u0 + u1 * r4, u2);
-    let q = v0 + v1 * r8;
-    let p = 1.0 + (r + r2 * q);
-    // k's low mantissa bits hold n + 2^51: the biased exponent is n + 1023.
-    let ni = (k.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
-    let scale = f64::from_bits(((ni + 1023) as u64) << 52);
-    let y = p * scale;
-    let y = if x < LO { 0.0 } else { y };
-    let y = if x > HI { f64::INFINITY } else { y };
-    if x.is_nan() {
-        x
-    } else {
-        y
-    }
+    let xc = each!(0.0f64, |k, l| {
+        let v = x[k][l];
+        let v = if v < LO { LO } else { v };
+        if v > HI {
+            HI
+        } else {
+            v
+        }
+    });
+    let kk = each!(0.0f64, |k, l| xc[k][l] * LOG2E + SHIFT);
+    let n = each!(0.0f64, |k, l| kk[k][l] - SHIFT);
+    let r = each!(0.0f64, |k, l| (xc[k][l] - n[k][l] * LN2_HI)
+        - n[k][l] * LN2_LO);
+    let r2 = each!(0.0f64, |k, l| r[k][l] * r[k][l]);
+    // Estrin: pairs c_i + c_{i+1} r, then with r², r⁴, r⁸.
+    let t0 = each!(0.0f64, |k, l| C[0] + C[1] * r[k][l]);
+    let t1 = each!(0.0f64, |k, l| C[2] + C[3] * r[k][l]);
+    let u0 = each!(0.0f64, |k, l| t0[k][l] + t1[k][l] * r2[k][l]);
+    let t2 = each!(0.0f64, |k, l| C[4] + C[5] * r[k][l]);
+    let t3 = each!(0.0f64, |k, l| C[6] + C[7] * r[k][l]);
+    let u1 = each!(0.0f64, |k, l| t2[k][l] + t3[k][l] * r2[k][l]);
+    let u2 = each!(0.0f64, |k, l| C[8] + C[9] * r[k][l]);
+    let r4 = each!(0.0f64, |k, l| r2[k][l] * r2[k][l]);
+    let v0 = each!(0.0f64, |k, l| u0[k][l] + u1[k][l] * r4[k][l]);
+    let r8 = each!(0.0f64, |k, l| r4[k][l] * r4[k][l]);
+    let q = each!(0.0f64, |k, l| v0[k][l] + u2[k][l] * r8[k][l]);
+    let p = each!(0.0f64, |k, l| 1.0 + (r[k][l] + r2[k][l] * q[k][l]));
+    each!(0.0f64, |k, l| {
+        // kk's low mantissa bits hold n + 2^51: the biased exponent is n + 1023.
+        let ni = (kk[k][l].to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
+        let y = p[k][l] * f64::from_bits(((ni + 1023) as u64) << 52);
+        let v = x[k][l];
+        let y = if v < LO { 0.0 } else { y };
+        let y = if v > HI { f64::INFINITY } else { y };
+        if v.is_nan() {
+            v
+        } else {
+            y
+        }
+    })
 }
 
-/// `e^x` in `f32` (see the module table for the error and the range).
+/// [`exp_f32`] of every element of a block, each lane computed by exactly the scalar function's
+/// operations.
 #[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
+pub fn exp_f32_block<const K: usize, const L: usize>(x: &[[f32; L]; K]) -> [[f32; L]; K] {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     // 1.5 · 2^23.
     const SHIFT: f32 = 12_582_912.0;
@@ -104,27 +143,38 @@ pub fn exp_f32(x: f32) -> f32 {
         8.375_134e-3,
         1.394_111_9e-3,
     ];
-    let xc = if x < LO { LO } else { x };
-    let xc = if xc > HI { HI } else { xc };
-    let k = xc * LOG2E + SHIFT;
-    let n = k - SHIFT;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let r2 = r * r;
-    let (t0, t1, t2) = (C[0] + C[1] * r, C[2] + C[3] * r, C[4]);
-    let r4 = r2 * r2;
-    let (u0, u1) = (t0 + t1 * r2, t2);
-    let q = u0 + u1 * r4;
-    let p = 1.0 + (r + r2 * q);
-    let ni = (k.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
-    let scale = f32::from_bits(((ni + 127) as u32) << 23);
-    let y = p * scale;
-    let y = if x < LO { 0.0 } else { y };
-    let y = if x > HI { f32::INFINITY } else { y };
-    if x.is_nan() {
-        x
-    } else {
-        y
-    }
+    let xc = each!(0.0f32, |k, l| {
+        let v = x[k][l];
+        let v = if v < LO { LO } else { v };
+        if v > HI {
+            HI
+        } else {
+            v
+        }
+    });
+    let kk = each!(0.0f32, |k, l| xc[k][l] * LOG2E + SHIFT);
+    let n = each!(0.0f32, |k, l| kk[k][l] - SHIFT);
+    let r = each!(0.0f32, |k, l| (xc[k][l] - n[k][l] * LN2_HI)
+        - n[k][l] * LN2_LO);
+    let r2 = each!(0.0f32, |k, l| r[k][l] * r[k][l]);
+    let t0 = each!(0.0f32, |k, l| C[0] + C[1] * r[k][l]);
+    let t1 = each!(0.0f32, |k, l| C[2] + C[3] * r[k][l]);
+    let u0 = each!(0.0f32, |k, l| t0[k][l] + t1[k][l] * r2[k][l]);
+    let r4 = each!(0.0f32, |k, l| r2[k][l] * r2[k][l]);
+    let q = each!(0.0f32, |k, l| u0[k][l] + C[4] * r4[k][l]);
+    let p = each!(0.0f32, |k, l| 1.0 + (r[k][l] + r2[k][l] * q[k][l]));
+    each!(0.0f32, |k, l| {
+        let ni = (kk[k][l].to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
+        let y = p[k][l] * f32::from_bits(((ni + 127) as u32) << 23);
+        let v = x[k][l];
+        let y = if v < LO { 0.0 } else { y };
+        let y = if v > HI { f32::INFINITY } else { y };
+        if v.is_nan() {
+            v
+        } else {
+            y
+        }
+    })
 }
 
 #[cfg(test)]
@@ -191,9 +241,14 @@ mod tests {
         assert_eq!(exp_f64(-1e6), 0.0);
         assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);
         assert!(exp_f64(-708.39) >= f64::MIN_POSITIVE);
+        assert!(ulps64(exp_f64(-708.39), libm::exp(-708.39)) <= 2.5);
         assert_eq!(exp_f32(-87.4), 0.0);
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
         assert!(exp_f32(-87.33) >= f32::MIN_POSITIVE);
+        assert!(ulps32(exp_f32(-87.33), libm::expf(-87.33)) <= 2.5);
+        // the top of the range: p · 2^1023 with p up to √2 stays finite
+        assert!(ulps64(exp_f64(709.0), libm::exp(709.0)) <= 2.5);
+        assert!(ulps32(exp_f32(88.0), libm::expf(88.0)) <= 2.5);
         // overflow to +∞, NaN stays NaN
         assert_eq!(exp_f64(710.0), f64::INFINITY);
         assert_eq!(exp_f64(f64::INFINITY), f64::INFINITY);

@@ -55,6 +55,9 @@ pub trait Real:
     /// `e^x` by the crate's branch-free polynomial ([`crate::exp_poly`]): at most 1.4 ulp from
     /// the exact value, `+0` below the normal range; what the hot loop uses.
     fn exp_poly(self) -> Self;
+    /// [`Real::exp_poly`] of every element of a `K × L` block, step by step across the block so
+    /// that a vector unit has independent work at every step (the same bits as the scalar call).
+    fn exp_poly_block<const K: usize, const L: usize>(x: &[[Self; L]; K]) -> [[Self; L]; K];
     /// The smallest sum of shifted exponentials the fused pass accepts before it recomputes with
     /// the exact maximum ([`crate::fused`]): `2^−900` for `f64`, `2^−60` for `f32`.
     const FUSED_MIN_SUM: Self;
@@ -94,7 +97,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $tol:expr, $min_sum:expr, $exp:path, $exp_poly:path, $ln:path, $sqrt:path, $pow:path, $abs:path) => {
+    ($t:ty, $tol:expr, $min_sum:expr, $exp:path, $exp_poly:path, $exp_block:path, $ln:path, $sqrt:path, $pow:path, $abs:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -120,6 +123,12 @@ macro_rules! impl_real {
             #[inline(always)]
             fn exp_poly(self) -> Self {
                 $exp_poly(self)
+            }
+            #[inline(always)]
+            fn exp_poly_block<const K: usize, const L: usize>(
+                x: &[[Self; L]; K],
+            ) -> [[Self; L]; K] {
+                $exp_block(x)
             }
             #[inline(always)]
             fn ln(self) -> Self {
@@ -151,6 +160,7 @@ impl_real!(
     f64::from_bits((1023 - 900) << 52), // 2^-900
     libm::exp,
     crate::exp_poly::exp_f64,
+    crate::exp_poly::exp_f64_block,
     libm::log,
     libm::sqrt,
     libm::pow,
@@ -162,6 +172,7 @@ impl_real!(
     f32::from_bits((127 - 60) << 23), // 2^-60
     libm::expf,
     crate::exp_poly::exp_f32,
+    crate::exp_poly::exp_f32_block,
     libm::logf,
     libm::sqrtf,
     libm::powf,
