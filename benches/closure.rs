@@ -12,8 +12,11 @@
 //! for that.
 
 mod common;
-use common::{load_average, measure, Json, Stat, MIN_REP_SECONDS};
+use common::{
+    kernel_ops_besides_exp, load_average, measure, roofline, Json, Stat, MIN_REP_SECONDS,
+};
 
+use sbridge::fused;
 use sbridge::kernel::{exp_shifted_in_place, log_kernel_row, metric_weights_into, InvBandwidth};
 use sbridge::layout::{closure_layout, closure_layout_sizes};
 use sbridge::model::{checksum, ALIGN, HEADER_LEN, HEAD_ENTRY_LEN};
@@ -317,8 +320,8 @@ fn get_u32(b: &[u8], at: usize) -> u32 {
 }
 
 /// The image of the model whose every head holds `src`'s samples repeated `copies` times, with
-/// `g' = g − ½ ln copies` (format 1.0 as documented in `src/model.rs`, fixed bandwidth with
-/// scales). This is the exact Sinkhorn solution of the repeated problem: `T' = T ⊗ 1 1ᵀ`, so
+/// `g' = g − ½ ln copies` (format 1.1 as documented in `src/model.rs`, fixed bandwidth with
+/// scales: the samples row-major and coordinate-major, and `max_j g'_j` in each entry). This is the exact Sinkhorn solution of the repeated problem: `T' = T ⊗ 1 1ᵀ`, so
 /// `v'_i (T' v')_i = (v_i/√c)(c/√c)(T v)_i = v_i (T v)_i`, and the fit fields (iterations,
 /// residual) carry over. It saves the `copies²`-times larger Sinkhorn run, which at `M = 40 000`
 /// would take minutes. With `copies = 1` the result must be `src`'s bytes exactly (checked by
@@ -337,8 +340,9 @@ fn repeat_image<T: ImageFloat>(src: &ModelView<'_, T>, copies: usize) -> ModelIm
     for h in 0..n {
         let head = src.head(h);
         let (da, nt) = (head.coords.len(), head.targets.len());
-        let mut s = [0usize; 5];
-        for (k, bytes) in [4 * da, 4 * nt, fs * m * da, fs * m, fs * da]
+        // coords, targets, data, log_v, scales, columns
+        let mut s = [0usize; 6];
+        for (k, bytes) in [4 * da, 4 * nt, fs * m * da, fs * m, fs * da, fs * m * da]
             .into_iter()
             .enumerate()
         {
@@ -356,8 +360,13 @@ fn repeat_image<T: ImageFloat>(src: &ModelView<'_, T>, copies: usize) -> ModelIm
         let e = HEADER_LEN + h * HEAD_ENTRY_LEN;
         out[e..e + HEAD_ENTRY_LEN].copy_from_slice(&b[e..e + HEAD_ENTRY_LEN]);
         for k in 0..8 {
-            put_u64(out, e + 16 + 8 * k, s.get(k).copied().unwrap_or(0) as u64);
+            put_u64(
+                out,
+                e + 16 + 8 * k,
+                s.get(k).filter(|_| k < 5).map_or(0, |&o| o as u64),
+            );
         }
+        put_u64(out, e + 104, s[5] as u64);
         let head = src.head(h);
         let ds = head.bridge.dataset();
         let put = |out: &mut [u8], at: usize, bytes: &[u8]| {
@@ -378,6 +387,15 @@ fn repeat_image<T: ImageFloat>(src: &ModelView<'_, T>, copies: usize) -> ModelIm
         }
         let scales = ds.scales().expect("the model has scales");
         put(out, s[4], bytemuck::cast_slice(scales));
+        let m0 = src.m();
+        let cols = head.bridge.columns().expect("a format-1.1 source image");
+        for (c, col) in cols.chunks_exact(m0).enumerate() {
+            for k in 0..copies {
+                put(out, s[5] + fs * (c * m + k * m0), bytemuck::cast_slice(col));
+            }
+        }
+        let g_max = g.iter().fold(f64::NEG_INFINITY, |a, v| a.max(v.to_f64()));
+        put_u64(out, e + 96, g_max.to_bits());
     }
     let sum = checksum(out);
     put_u64(out, 120, sum);
@@ -457,22 +475,29 @@ fn time_closure<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, reps: usi
 struct Phases {
     /// `d` normal deviates and `X½ = X + sqrt(2ε) ξ`.
     noise: f64,
-    /// Distances, `+ g`, running maximum (`kernel::log_kernel_row`).
-    logits: f64,
-    /// `exp(a_j − max)` and their sum (`kernel::exp_shifted_in_place`).
-    exp: f64,
-    /// `Σ_j e_j x^(j)_target / Σ e` (a second pass over the head's samples).
-    mean: f64,
-    /// The whole call done by hand.
+    /// The heads' fused passes (`fused::weighted_sums`: distances, logits, exp, weighted mean).
+    fused: f64,
+    /// The whole call done by hand with the fused pass.
     total: f64,
+    /// The same heads by the two-pass method (the crate's method before the fused pass, with
+    /// libm's `exp`): distances, `+ g` and running maximum (`kernel::log_kernel_row`) ...
+    logits: f64,
+    /// ... `exp(a_j − max)` and their sum (`kernel::exp_shifted_in_place`) ...
+    exp: f64,
+    /// ... and `Σ_j e_j x^(j)_target / Σ e`, a second pass over the samples.
+    mean: f64,
     calls: usize,
     /// Whether every call's ψ equals `closure`'s bit for bit.
     identical: bool,
+    /// Largest |ψ_two-pass − ψ_fused| after one call from the same state and deviates.
+    two_pass_diff: f64,
 }
 
-/// `calls` closure calls done by hand with the crate's kernel functions, in the crate's order of
+/// `calls` closure calls done by hand with the crate's public fused pass, in the crate's order of
 /// operations, timing each phase; every call is also made with `closure` from the same state and
-/// RNG, and the two ψ must agree bit for bit (so the phases are those of the timed call).
+/// RNG, and the two ψ must agree bit for bit (so the phases are those of the timed call). Each
+/// call's sweeps are then repeated with the two-pass method on the same noisy states, timed per
+/// phase: what the fused pass replaced, measured in the same run.
 fn phase_calls<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, calls: usize) -> Phases {
     let (d, m) = (view.d(), view.m());
     let eps = view.eps();
@@ -484,7 +509,9 @@ fn phase_calls<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, calls: usi
         target: usize,
         local: usize,
         data: &'a [T],
+        columns: &'a [T],
         g: &'a [T],
+        g_max: T,
         w: Vec<T>,
     }
     let heads: Vec<H<'_, T>> = (0..view.n_heads())
@@ -500,18 +527,32 @@ fn phase_calls<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, calls: usi
                     .local_index(hd.targets[0])
                     .expect("target in neighbourhood"),
                 data: ds.data(),
+                columns: hd.bridge.columns().expect("a format-1.1 image"),
                 g: hd.bridge.log_v(),
+                g_max: hd.bridge.log_v_max(),
                 w,
             }
         })
         .collect();
     let mut identical = true;
+    let mut two_pass_diff = 0.0f64;
     let mut per_call: Vec<Phases> = Vec::with_capacity(calls);
     let mut row = vec![T::ZERO; m];
     let (mut xi, mut xh, mut y) = (vec![T::ZERO; d], vec![T::ZERO; d], Vec::new());
     let mut psi = st.psi.clone();
     let mut rng = Rng::new(SEED, 2);
     let mut work = vec![T::ZERO; closure_workspace_len(view)];
+    let free: Vec<usize> = (0..d).filter(|c| !st.z_coords.contains(c)).collect();
+    let state_of = |psi: &[T]| {
+        let mut x = vec![T::ZERO; d];
+        for (k, &c) in st.z_coords.iter().enumerate() {
+            x[c] = st.z_star[k];
+        }
+        for (k, &c) in free.iter().enumerate() {
+            x[c] = psi[k];
+        }
+        x
+    };
     for _ in 0..calls {
         let mut ph = Phases::default();
         let mut psi_ref = psi.clone();
@@ -526,14 +567,9 @@ fn phase_calls<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, calls: usi
             &mut work,
         )
         .expect("closure call");
-        let mut x = vec![T::ZERO; d];
-        for (k, &c) in st.z_coords.iter().enumerate() {
-            x[c] = st.z_star[k];
-        }
-        let free: Vec<usize> = (0..d).filter(|c| !st.z_coords.contains(c)).collect();
-        for (k, &c) in free.iter().enumerate() {
-            x[c] = psi[k];
-        }
+        let rng_start = rng.clone();
+        let psi_start = psi.clone();
+        let mut x = state_of(&psi);
         let call = Instant::now();
         for _ in 0..SWEEPS {
             let t0 = Instant::now();
@@ -544,7 +580,50 @@ fn phase_calls<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, calls: usi
                 *h = a + s * z;
             }
             let mut xn = x.clone();
-            ph.noise += t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            ph.noise += (t1 - t0).as_secs_f64();
+            for hd in &heads {
+                y.clear();
+                y.extend(hd.coords.iter().map(|&c| xh[c]));
+                let q = fused::Query {
+                    samples: fused::Samples::Columns {
+                        data: hd.columns,
+                        m,
+                    },
+                    x: &y,
+                    metric: Some(&hd.w),
+                    offsets: hd.g,
+                    inv_bw,
+                };
+                let sums = fused::weighted_sums(&q, &[hd.local], hd.g_max).expect("finite");
+                xn[hd.target] = sums.mean(0);
+            }
+            ph.fused += t1.elapsed().as_secs_f64();
+            for (k, &c) in st.z_coords.iter().enumerate() {
+                xn[c] = st.z_star[k];
+            }
+            x = xn;
+        }
+        for (k, &c) in free.iter().enumerate() {
+            psi[k] = x[c];
+        }
+        ph.total = call.elapsed().as_secs_f64();
+        identical &= psi
+            .iter()
+            .zip(&psi_ref)
+            .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits())
+            && rng == rng_ref;
+        // The same call by the two-pass method, from the same state and deviates.
+        let mut rng2 = rng_start;
+        let mut x = state_of(&psi_start);
+        for _ in 0..SWEEPS {
+            for z in xi.iter_mut() {
+                *z = T::from_f64(rng2.normal());
+            }
+            for ((h, &a), &z) in xh.iter_mut().zip(&x).zip(&xi) {
+                *h = a + s * z;
+            }
+            let mut xn = x.clone();
             for hd in &heads {
                 let t1 = Instant::now();
                 y.clear();
@@ -569,15 +648,12 @@ fn phase_calls<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, calls: usi
             }
             x = xn;
         }
-        for (k, &c) in free.iter().enumerate() {
-            psi[k] = x[c];
+        if two_pass_diff == 0.0 {
+            // After the first call only: the chains decorrelate over calls.
+            for (k, &c) in free.iter().enumerate() {
+                two_pass_diff = two_pass_diff.max((x[c].to_f64() - psi[k].to_f64()).abs());
+            }
         }
-        ph.total = call.elapsed().as_secs_f64();
-        identical &= psi
-            .iter()
-            .zip(&psi_ref)
-            .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits())
-            && rng == rng_ref;
         per_call.push(ph);
     }
     // The call with the median total, so that its phases add up to it.
@@ -585,6 +661,7 @@ fn phase_calls<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, calls: usi
     Phases {
         calls,
         identical,
+        two_pass_diff,
         ..per_call[per_call.len() / 2]
     }
 }
@@ -969,6 +1046,26 @@ fn main() {
     }
 
     // ---- timing ----------------------------------------------------------------------------------
+    let (roof64, roof32) = (roofline::<f64>(), roofline::<f32>());
+    println!();
+    println!("== the machine's roofline for this kernel (measured in the kernel's own build) ==");
+    for (name, r) in [("f64", roof64), ("f32", roof32)] {
+        println!(
+            "  {name}: {:.1} independent multiply-add lane ops per ns, exp_poly {:.3} ns/eval; one \
+             kernel evaluation at d_a = 6 with scales and one target ({} other lane ops + 1 exp) >= \
+             {:.3} ns",
+            r.lane_ops_per_ns,
+            r.exp_ns,
+            kernel_ops_besides_exp(6, true, 1),
+            r.ns_per_eval(6, true, 1)
+        );
+        Json::new("roofline")
+            .s("dtype", name)
+            .n("lane_ops_per_ns", Some(r.lane_ops_per_ns))
+            .n("exp_poly_ns", Some(r.exp_ns))
+            .n("kernel_ns_per_eval_da6", Some(r.ns_per_eval(6, true, 1)))
+            .emit(&mut json);
+    }
     let mut rows = Vec::new();
     for (k, (_, _, i64_, i32_)) in images.iter().enumerate() {
         let w64 = i64_.view::<f64>().expect("f64 image opens");
@@ -996,7 +1093,7 @@ fn main() {
          ns/eval = call / (n_c K M) =="
     );
     println!(
-        "  {:<5} {:>6} {:>10} {:>6} {:>10} {:>10} {:>8} {:>8} {:>10} {:>10} {:>15} {:>6} {:>6}",
+        "  {:<5} {:>6} {:>10} {:>6} {:>10} {:>10} {:>8} {:>6} {:>8} {:>10} {:>10} {:>15} {:>6} {:>6}",
         "dtype",
         "M",
         "call",
@@ -1004,6 +1101,7 @@ fn main() {
         "cpu",
         "head-step",
         "ns/eval",
+        "%roof",
         "eval/exp",
         "numpy",
         "numpy cpu",
@@ -1022,8 +1120,12 @@ fn main() {
         let ratio = best.map(|b| b.1 / r.ours.median);
         let ratio_cpu = best.and_then(|b| Some(b.2? / r.ours.cpu?));
         let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".into(), f);
+        let roof = if r.dtype == "f64" { roof64 } else { roof32 }.ns_per_eval(6, true, 1);
+        // On-CPU time where available: the figure an idle core would see.
+        let ns_eval_cpu = r.ours.cpu.map_or(ns_eval, |c| c * 1e9 / evals);
+        let frac = roof / ns_eval_cpu;
         println!(
-            "  {:<5} {:>6} {:>10} {:>6} {:>10} {:>10} {:>8.2} {:>8.2} {:>10} {:>10} {:>15} {:>6} {:>6}",
+            "  {:<5} {:>6} {:>10} {:>6} {:>10} {:>10} {:>8.3} {:>5.0}% {:>8.2} {:>10} {:>10} {:>15} {:>6} {:>6}",
             r.dtype,
             r.m,
             secs(r.ours.median),
@@ -1031,6 +1133,7 @@ fn main() {
             opt(r.ours.cpu, &secs),
             secs(r.ours.median / (SWEEPS * K) as f64),
             ns_eval,
+            100.0 * frac,
             ns_eval / r.exp.median,
             opt(best.map(|b| b.1), &secs),
             opt(best.and_then(|b| b.2), &secs),
@@ -1059,6 +1162,9 @@ fn main() {
                 Some(r.ours.median / (SWEEPS * K) as f64),
             )
             .n("ns_per_eval", Some(ns_eval))
+            .n("ns_per_eval_cpu", Some(ns_eval_cpu))
+            .n("roofline_ns_per_eval", Some(roof))
+            .n("roofline_fraction", Some(frac))
             .n("exp_ns_per_call", Some(r.exp.median))
             .n("eval_over_exp", Some(ns_eval / r.exp.median))
             .n("numpy_seconds", best.map(|b| b.1))
@@ -1079,8 +1185,8 @@ fn main() {
          cpu = its on-CPU time (our thread), head-step = call / (n_c K), ns/eval = call / (n_c K M);"
     );
     println!(
-        "  eval/exp = ns/eval over libm exp's ns/call on this model's own shifted logits (1.0 would \
-         be exp-bound); numpy = the script's fastest form (by on-CPU time), median wall and on-CPU \
+        "  %roof = the roofline's ns/eval (above) over our on-CPU ns/eval; eval/exp = ns/eval over \
+         libm exp's ns/call on this model's own shifted logits; numpy = the script's fastest form (by on-CPU time), median wall and on-CPU \
          time per call,"
     );
     println!(
@@ -1090,41 +1196,48 @@ fn main() {
 
     println!();
     println!(
-        "== where the time goes: the same calls done by hand, phase by phase, with the crate's \
-         kernel functions (the call with the median total), ns per kernel evaluation =="
+        "== where the time goes: the same calls done by hand with the crate's fused pass (the call \
+         with the median total), and by the two-pass method it replaced, ns per kernel evaluation =="
     );
     println!(
-        "  {:<5} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6}",
+        "  {:<5} {:>6} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>10} {:>6}",
         "dtype",
         "M",
         "closure",
         "by hand",
+        "fused",
+        "noise",
+        "rest",
+        "two-pass",
         "logits",
         "exp",
         "mean",
-        "noise",
-        "rest",
-        "exp/call",
+        "2pass/fus",
+        "max|dpsi|",
         "calls"
     );
     for r in &rows {
         let ns = |s: f64| s * 1e9 / (SWEEPS * K * r.m) as f64;
         let p = &r.phases;
-        let (cl, hand) = (ns(r.ours.median), ns(p.total));
-        let (l, x, mn, no) = (ns(p.logits), ns(p.exp), ns(p.mean), ns(p.noise));
-        let rest = hand - l - x - mn - no;
+        let (cl, hand, fu, no) = (ns(r.ours.median), ns(p.total), ns(p.fused), ns(p.noise));
+        let (l, x, mn) = (ns(p.logits), ns(p.exp), ns(p.mean));
+        let two = l + x + mn;
+        let rest = hand - fu - no;
         println!(
-            "  {:<5} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.3} {:>8.2} {:>9.2} {:>6}{}",
+            "  {:<5} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>7.3} {:>7.3} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10.1e} {:>6}{}",
             r.dtype,
             r.m,
             cl,
             hand,
+            fu,
+            no,
+            rest,
+            two,
             l,
             x,
             mn,
-            no,
-            rest,
-            r.exp.median,
+            two / fu,
+            p.two_pass_diff,
             p.calls,
             if p.identical {
                 ""
@@ -1139,26 +1252,31 @@ fn main() {
             .b("bit_identical_to_closure", p.identical)
             .n("closure_ns_per_eval", Some(cl))
             .n("by_hand_ns_per_eval", Some(hand))
-            .n("logits_ns_per_eval", Some(l))
-            .n("exp_ns_per_eval", Some(x))
-            .n("mean_ns_per_eval", Some(mn))
+            .n("fused_ns_per_eval", Some(fu))
             .n("noise_ns_per_eval", Some(no))
             .n("rest_ns_per_eval", Some(rest))
+            .n("two_pass_ns_per_eval", Some(two))
+            .n("two_pass_logits_ns_per_eval", Some(l))
+            .n("two_pass_exp_ns_per_eval", Some(x))
+            .n("two_pass_mean_ns_per_eval", Some(mn))
+            .n("two_pass_max_abs_diff", Some(p.two_pass_diff))
             .n("exp_ns_per_call", Some(r.exp.median))
             .emit(&mut json);
     }
     println!(
-        "  closure = the timed call above; by hand = the same sweeps written out in the bench \
-         (their psi equals closure's bit for bit, checked every call), split into"
+        "  closure = the timed call above; by hand = the same sweeps written out in the bench with \
+         sbridge::fused::weighted_sums over each head's coordinate-major samples (their psi equals \
+         closure's bit for bit, checked every call),"
     );
     println!(
-        "  logits = kernel::log_kernel_row (6 differences, squares, + g, running max), exp = \
-         kernel::exp_shifted_in_place (exp(a_j - max) and the sum), mean = sum_j e_j x_j[target] \
-         (a second pass over the head's samples),"
+        "  split into fused = the heads' passes, noise = d normal deviates per sweep, rest = the \
+         remainder (gathers, copies, timer calls); two-pass = the method before the fused pass on \
+         the same states and deviates: logits = kernel::log_kernel_row,"
     );
     println!(
-        "  noise = d normal deviates per sweep, rest = by hand minus these (gathers, copies, timer \
-         calls); exp/call = libm exp alone on this model's shifted logits."
+        "  exp = kernel::exp_shifted_in_place (libm exp), mean = a second pass for the target; \
+         max|dpsi| = its psi against the fused one after one call (libm vs the crate's exp, \
+         different shifts)."
     );
 
     println!();

@@ -11,7 +11,9 @@
 //! is a warm-up. Ratios are `reference_time / our_time`: above 1 means `sbridge` is faster.
 
 mod common;
-use common::{load_average, measure, Json, Stat, MIN_REP_SECONDS};
+use common::{
+    kernel_ops_besides_exp, load_average, measure, roofline, Json, Stat, MIN_REP_SECONDS,
+};
 
 use sbridge::kernel::{exp_shifted_in_place, log_kernel_row, log_sum_exp_with_max, InvBandwidth};
 use sbridge::{
@@ -29,6 +31,8 @@ const EPS: f64 = 0.1;
 const TOL_F64: f64 = 1e-9;
 /// Sinkhorn tolerance for `f32` (`1e-9` is below `f32` rounding of an `M`-term sum).
 const TOL_F32: f64 = 1e-5;
+/// The crate's default over-relaxation of the Sinkhorn update.
+const OMEGA: f64 = 4.0 / 3.0;
 /// Half-width of the data box: samples are uniform in `[-1.5, 1.5]^d`, as in the script.
 const BOX: f64 = 1.5;
 /// Bridge-step queries are uniform in `[-0.5, 0.5]^d`, as in the script.
@@ -249,7 +253,10 @@ impl StepProblem {
 }
 
 struct StepTiming {
-    /// ns per kernel evaluation of `Bridge::mean` (time per query / M).
+    /// `Bridge::mean` reading the samples row-major (no coordinate-major copy), ns per eval.
+    rows: Stat,
+    /// ns per kernel evaluation of `Bridge::mean` with the coordinate-major copy
+    /// (`Bridge::with_columns`; time per query / M).
     total: Stat,
     /// The phases, ns per kernel evaluation (logits + max, exp pass; the rest — the weighted mean
     /// and call overhead — by difference), when asked for.
@@ -265,19 +272,24 @@ fn time_step<T: Real>(p: &StepProblem, reps: usize, breakdown: bool) -> StepTimi
     let queries: Vec<T> = cast(&p.queries);
     let ds = Dataset::new(&data, d, None).expect("valid data");
     let bridge = Bridge::new(ds, T::from_f64(EPS), &g, None).expect("valid bridge");
+    let mut cols = vec![T::ZERO; m * d];
+    let by_columns = bridge.with_columns(&mut cols).expect("columns");
     let mut work = vec![T::ZERO; bridge.workspace_len()];
     let mut out = vec![T::ZERO; d];
     let per_eval = 1e9 / m as f64;
 
-    let mut k = 0usize;
-    let total = measure(reps, || {
-        let x = &queries[k * d..(k + 1) * d];
-        k = (k + 1) % N_QUERIES;
-        bridge
-            .mean(black_box(x), black_box(&mut out), &mut work)
-            .expect("bridge mean");
-        black_box(&out);
-    });
+    let mut time_mean = |b: &Bridge<'_, T>| {
+        let mut k = 0usize;
+        measure(reps, || {
+            let x = &queries[k * d..(k + 1) * d];
+            k = (k + 1) % N_QUERIES;
+            b.mean(black_box(x), black_box(&mut out), &mut work)
+                .expect("bridge mean");
+            black_box(&out);
+        })
+    };
+    let total = time_mean(&by_columns);
+    let rows = time_mean(&bridge);
 
     // The phases, with the crate's own kernel functions on the first query.
     let x = &queries[..d];
@@ -304,6 +316,7 @@ fn time_step<T: Real>(p: &StepProblem, reps: usize, breakdown: bool) -> StepTimi
 
     StepTiming {
         total: scale(total, per_eval),
+        rows: scale(rows, per_eval),
         phases,
         exp_only,
     }
@@ -317,14 +330,22 @@ struct SinkhornTiming {
     path: &'static str,
 }
 
-fn time_sinkhorn<T: Real>(data64: &[f64], d: usize, cached: bool, reps: usize) -> SinkhornTiming {
+/// Times `sinkhorn` (or `sinkhorn_threaded` with `threads > 1`) with over-relaxation `omega`.
+fn time_sinkhorn<T: Real>(
+    data64: &[f64],
+    d: usize,
+    cached: bool,
+    reps: usize,
+    omega: f64,
+    threads: usize,
+) -> SinkhornTiming {
     let data: Vec<T> = cast(data64);
     let m = data.len() / d;
     let ds = Dataset::new(&data, d, None).expect("valid data");
     let tol = if T::NAME == "f32" { TOL_F32 } else { TOL_F64 };
     let opts = SinkhornOptions {
-        tol: T::from_f64(tol),
-        max_iter: 1000,
+        relaxation: T::from_f64(omega),
+        ..SinkhornOptions::new(T::from_f64(tol), 1000)
     };
     let mut log_v = vec![T::ZERO; m];
     let mut work = vec![T::ZERO; sinkhorn_workspace_len(m, d)];
@@ -341,15 +362,28 @@ fn time_sinkhorn<T: Real>(data64: &[f64], d: usize, cached: bool, reps: usize) -
         } else {
             None
         };
-        let r = sinkhorn(
-            black_box(&ds),
-            T::from_f64(EPS),
-            None,
-            opts,
-            &mut log_v,
-            &mut work,
-            c,
-        );
+        let r = if threads > 1 {
+            sinkhorn::sinkhorn_threaded(
+                black_box(&ds),
+                T::from_f64(EPS),
+                None,
+                opts,
+                &mut log_v,
+                &mut work,
+                c,
+                threads,
+            )
+        } else {
+            sinkhorn::sinkhorn(
+                black_box(&ds),
+                T::from_f64(EPS),
+                None,
+                opts,
+                &mut log_v,
+                &mut work,
+                c,
+            )
+        };
         black_box(&log_v);
         last = Some(r);
     });
@@ -476,6 +510,29 @@ fn main() {
             .emit(&mut json);
     }
 
+    // ---- the roofline ----------------------------------------------------------------------------
+    let (roof64, roof32) = (roofline::<f64>(), roofline::<f32>());
+    println!();
+    println!(
+        "== the machine's roofline for the fused kernel (measured in the kernel's own build) =="
+    );
+    for (name, r) in [("f64", roof64), ("f32", roof32)] {
+        println!(
+            "  {name}: {:.1} independent multiply-add lane ops per ns, exp_poly {:.3} ns/eval; the \
+             bridge step at d = 6 ({} other lane ops + 1 exp per sample) >= {:.3} ns/eval",
+            r.lane_ops_per_ns,
+            r.exp_ns,
+            kernel_ops_besides_exp(6, false, 6),
+            r.ns_per_eval(6, false, 6)
+        );
+        Json::new("roofline")
+            .s("dtype", name)
+            .n("lane_ops_per_ns", Some(r.lane_ops_per_ns))
+            .n("exp_poly_ns", Some(r.exp_ns))
+            .n("step_ns_per_eval_d6", Some(r.ns_per_eval(6, false, 6)))
+            .emit(&mut json);
+    }
+
     // ---- bridge step ---------------------------------------------------------------------------
     if want("step") {
         println!();
@@ -484,12 +541,14 @@ fn main() {
          batch 1, g ~ U(-0.05, 0.05), query ~ U(-0.5, 0.5)^d =="
         );
         println!(
-            "  {:<5} {:>6} {:>9} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "  {:<5} {:>6} {:>9} {:>6} {:>7} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "dtype",
             "M",
             "ns/eval",
             "spread",
             "cpu",
+            "%roof",
+            "rows",
             "numpy",
             "ratio",
             "exp/call",
@@ -559,13 +618,17 @@ fn main() {
                 };
                 let exp_flat = if dtype == "f64" { &exp64 } else { &exp32 };
                 let (rat, rat_s) = ratio(numpy, t.total.median);
+                let roof = if dtype == "f64" { roof64 } else { roof32 }.ns_per_eval(6, false, 6);
+                let frac = roof / t.total.cpu.unwrap_or(t.total.median);
                 println!(
-                    "  {:<5} {:>6} {:>9.2} {:>6} {:>7} {:>10} {:>8} {:>8.2} {:>8.2} {:>8} {:>8}",
+                    "  {:<5} {:>6} {:>9.3} {:>6} {:>7} {:>5.0}% {:>7.3} {:>10} {:>8} {:>8.2} {:>8.2} {:>8} {:>8}",
                     dtype,
                     p.m,
                     t.total.median,
                     spread(&t.total),
                     opt2(t.total.cpu),
+                    100.0 * frac,
+                    t.rows.median,
                     numpy.map_or("-".into(), |n| format!("{n:.2}")),
                     rat_s,
                     t.exp_only.median,
@@ -582,6 +645,9 @@ fn main() {
                     .n("eps", Some(EPS))
                     .n("ns_per_eval", Some(t.total.median))
                     .n("cpu_ns_per_eval", t.total.cpu)
+                    .n("rows_ns_per_eval", Some(t.rows.median))
+                    .n("roofline_ns_per_eval", Some(roof))
+                    .n("roofline_fraction", Some(frac))
                     .n("ns_per_eval_min", Some(t.total.min))
                     .n("ns_per_eval_max", Some(t.total.max))
                     .u("reps", t.total.reps)
@@ -600,8 +666,10 @@ fn main() {
             }
         }
         println!(
-        "  ns/eval = time of one Bridge::mean / M (the script's ns_per_eval), cpu = the same in \
-         on-CPU time of our thread (excludes waiting for a CPU);\n  numpy = the script's \
+        "  ns/eval = time of one Bridge::mean / M (the script's ns_per_eval) with the samples' \
+         coordinate-major copy (Bridge::with_columns), cpu = the same in on-CPU time of our thread \
+         (excludes waiting for a CPU);\n  %roof = the roofline above over cpu; rows = the same \
+         call reading the samples row-major (no copy: same bits, slower loads);\n  numpy = the script's \
          `step` (matmul form), median of {ref_reps} runs; ratio = numpy / ours;"
     );
         println!(
@@ -609,8 +677,9 @@ fn main() {
          exp-times one kernel evaluation costs (1.0 = exp-bound);"
     );
         println!(
-            "  logits = distances + g + running max (kernel::log_kernel_row), exp pass = \
-         kernel::log_sum_exp_with_max; the rest is the weighted mean (d FMAs per sample)."
+            "  logits, exp pass = the two-pass method the fused pass replaced, on the same query: \
+         distances + g + running max (kernel::log_kernel_row), then kernel::log_sum_exp_with_max \
+         (libm exp)."
         );
     }
     // ---- Sinkhorn ------------------------------------------------------------------------------
@@ -686,11 +755,29 @@ fn main() {
                     }
                 }
                 for dtype in ["f64", "f32"] {
-                    for cached in [false, true] {
-                        let t = if dtype == "f64" {
-                            time_sinkhorn::<f64>(&data, d, cached, reps)
+                    // (cached, omega, threads): the default path, the cached kernel, the rows on
+                    // two threads, and the reference iteration (omega = 1) for its update count.
+                    let variants: &[(bool, f64, usize)] = if dtype == "f64" {
+                        &[
+                            (false, OMEGA, 1),
+                            (true, OMEGA, 1),
+                            (false, OMEGA, 2),
+                            (false, 1.0, 1),
+                        ]
+                    } else {
+                        &[(false, OMEGA, 1), (true, OMEGA, 1)]
+                    };
+                    for &(cached, omega, threads) in variants {
+                        let mut t = if dtype == "f64" {
+                            time_sinkhorn::<f64>(&data, d, cached, reps, omega, threads)
                         } else {
-                            time_sinkhorn::<f32>(&data, d, cached, reps)
+                            time_sinkhorn::<f32>(&data, d, cached, reps, omega, threads)
+                        };
+                        t.path = match (cached, threads, omega == 1.0) {
+                            (true, _, _) => "cached",
+                            (false, 1, false) => "free",
+                            (false, _, false) => "free 2 thr",
+                            (false, _, true) => "free w=1",
                         };
                         let passes = (t.iterations as f64 + 2.0) * (m * m) as f64;
                         let ns_entry = t.stat.median * 1e9 / passes;
@@ -724,6 +811,8 @@ fn main() {
                         );
                         Json::new("sinkhorn")
                             .s("impl", &format!("sbridge-{}", t.path))
+                            .n("relaxation", Some(omega))
+                            .u("threads", threads)
                             .s("dtype", dtype)
                             .u("m", m)
                             .u("d", d)
@@ -763,9 +852,63 @@ fn main() {
                 }
             }
         }
+        // The paper-size head: M = 40 000, d = 6 (one run per thread count; no reference: the
+        // NumPy iteration takes minutes here).
+        if std::env::var_os("SBRIDGE_BENCH_NO_PAPER").is_none() {
+            let (m, d) = (40_000usize, 6usize);
+            let mut rng = Rng::new(3, (m * 10 + d) as u64);
+            let data = uniform(&mut rng, m * d, BOX);
+            for threads in [1usize, 2] {
+                let t = time_sinkhorn::<f64>(&data, d, false, 1, OMEGA, threads);
+                let passes = (t.iterations as f64 + 2.0) * (m * m) as f64;
+                let ns_entry = t.stat.median * 1e9 / passes;
+                println!(
+                    "  {:<5} {:>5} {:>2} {:<11} {:>10} {:>6} {:>10} {:>5} {:>9.1e} {:>7.2} \
+                     {:>7.2} {:>9} {:>7} {:>7} {:>9}   (paper size, {threads} thread{})",
+                    "f64",
+                    m,
+                    d,
+                    if threads == 1 { "free" } else { "free 2 thr" },
+                    secs(t.stat.median),
+                    "-",
+                    t.stat.cpu.map_or("-".into(), secs),
+                    if t.converged {
+                        t.iterations.to_string()
+                    } else {
+                        format!("{}!", t.iterations)
+                    },
+                    t.residual,
+                    ns_entry,
+                    ns_entry / exp64.median,
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    if threads == 1 { "" } else { "s" }
+                );
+                Json::new("sinkhorn")
+                    .s("impl", "sbridge-matrix-free")
+                    .b("paper_size", true)
+                    .s("dtype", "f64")
+                    .u("m", m)
+                    .u("d", d)
+                    .n("eps", Some(EPS))
+                    .n("tol", Some(TOL_F64))
+                    .n("relaxation", Some(OMEGA))
+                    .u("threads", threads)
+                    .b("converged", t.converged)
+                    .u("iterations", t.iterations as usize)
+                    .n("residual", Some(t.residual))
+                    .stat(&t.stat)
+                    .n("ns_per_kernel_entry", Some(ns_entry))
+                    .emit(&mut json);
+            }
+        }
         println!(
-        "  iter = updates g <- (g - h)/2 until max_i |v_i (T v)_i - 1| <= tol ('!' = not converged); \
-         ns/ent = time / ((iter + 2) M^2),"
+        "  path: free = matrix-free (fused pass over coordinate-major samples), cached = log T in \
+         an M^2 buffer, 2 thr = rows split over 2 threads, w=1 = no over-relaxation (omega = 4/3 \
+         elsewhere);\n  iter = updates g <- g - (omega/2) ln S until max_i |v_i (T v)_i - 1| <= \
+         tol ('!' = not converged); ns/ent = time / ((iter + 2) M^2),"
     );
         println!(
         "  the kernel entries evaluated (start v0 plus iter + 1 products T v); ent/exp = ns/ent over \

@@ -153,3 +153,116 @@ impl Json {
         json_lines.push(format!("JSON {}", self.0));
     }
 }
+
+/// The machine's own limit for the fused kernel, measured in the build the kernel runs in (the
+/// same run-time choice of AVX-512 / AVX2 / baseline code as `sbridge::fused`).
+#[derive(Clone, Copy, Debug)]
+pub struct Roofline {
+    /// Independent multiply-then-add lane operations per ns (plain `a * b + c`, not fused: the
+    /// arithmetic the kernel is restricted to), median of 5 runs.
+    pub lane_ops_per_ns: f64,
+    /// ns per `exp_poly` evaluation over a long array in blocks of 2 × 16 lanes (as the fused
+    /// pass evaluates it), median of 5 runs.
+    pub exp_ns: f64,
+}
+
+/// Lane operations of one kernel evaluation besides the exponential, for `d` coordinates and
+/// `targets` weighted sums: per coordinate a difference, a square and an add (and a scale with
+/// per-coordinate scales), 2 for the logit (`s κ`, `g −`), 1 for the shift, 1 for the sum, 2 per
+/// target (multiply, add).
+pub fn kernel_ops_besides_exp(d: usize, scaled: bool, targets: usize) -> f64 {
+    (d * (3 + scaled as usize) + 4 + 2 * targets) as f64
+}
+
+impl Roofline {
+    /// ns per kernel evaluation at the limit: the other lane operations at the peak rate, plus
+    /// one exponential at its measured throughput.
+    pub fn ns_per_eval(&self, d: usize, scaled: bool, targets: usize) -> f64 {
+        kernel_ops_besides_exp(d, scaled, targets) / self.lane_ops_per_ns + self.exp_ns
+    }
+}
+
+#[cfg_attr(
+    target_arch = "x86_64",
+    multiversion::multiversion(targets(
+        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
+        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
+    ))
+)]
+fn mul_add_chains<T: sbridge::Real, const W: usize>(reps: usize) -> T {
+    let mut acc = [T::ONE; W];
+    let b = std::hint::black_box(T::from_f64(0.999_999));
+    let c = std::hint::black_box(T::from_f64(1e-7));
+    for _ in 0..reps {
+        for a in acc.iter_mut() {
+            *a = *a * b + c;
+        }
+    }
+    acc.iter().fold(T::ZERO, |s, &v| s + v)
+}
+
+#[cfg_attr(
+    target_arch = "x86_64",
+    multiversion::multiversion(targets(
+        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
+        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
+    ))
+)]
+fn exp_array<T: sbridge::Real>(xs: &[T], out: &mut [T]) {
+    // Blocks of 2 × 16 lanes, as the fused pass evaluates them.
+    for (o, x) in out.chunks_exact_mut(32).zip(xs.chunks_exact(32)) {
+        let mut b = [[T::ZERO; 16]; 2];
+        b[0].copy_from_slice(&x[..16]);
+        b[1].copy_from_slice(&x[16..]);
+        let e = T::exp_poly_block(&b);
+        o[..16].copy_from_slice(&e[0]);
+        o[16..].copy_from_slice(&e[1]);
+    }
+}
+
+/// Measures the [`Roofline`] for `T` (about half a second).
+pub fn roofline<T: sbridge::Real>() -> Roofline {
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    // Enough independent chains to cover the latency of a multiply and an add on 512-bit lanes.
+    let four_byte = core::mem::size_of::<T>() == 4;
+    let (w, reps) = (if four_byte { 256 } else { 128 }, 200_000usize);
+    let peak = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let r = if four_byte {
+                    mul_add_chains::<T, 256>(reps)
+                } else {
+                    mul_add_chains::<T, 128>(reps)
+                };
+                std::hint::black_box(r);
+                (2 * w * reps) as f64 / (t.elapsed().as_secs_f64() * 1e9)
+            })
+            .collect(),
+    );
+    let n = 4096;
+    let xs: Vec<T> = (0..n)
+        .map(|i| T::from_f64(-30.0 * i as f64 / n as f64))
+        .collect();
+    let mut out = vec![T::ZERO; n];
+    let exp_ns = median(
+        (0..5)
+            .map(|_| {
+                let reps = 2000;
+                let t = Instant::now();
+                for _ in 0..reps {
+                    exp_array(std::hint::black_box(&xs), &mut out);
+                    std::hint::black_box(&mut out);
+                }
+                t.elapsed().as_secs_f64() * 1e9 / (reps * n) as f64
+            })
+            .collect(),
+    );
+    Roofline {
+        lane_ops_per_ns: peak,
+        exp_ns,
+    }
+}
