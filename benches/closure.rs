@@ -22,9 +22,9 @@ use sbridge::layout::{closure_layout, closure_layout_sizes};
 use sbridge::model::{checksum, ALIGN, HEADER_LEN, HEAD_ENTRY_LEN};
 use sbridge::model_io::ModelImage;
 use sbridge::{
-    closure, closure_workspace_len, image_len, write_model, write_workspace_len, ClosureConfig,
-    ClosureInit, Error, FitConfig, HeadLayout, ImageFloat, LayoutStorage, ModelView, NoiseMode,
-    Real, Rng, StepKind,
+    closure, closure_batch, closure_workspace_len, image_len, write_model, write_workspace_len,
+    ClosureConfig, ClosureInit, Error, FitConfig, HeadLayout, ImageFloat, LayoutStorage, ModelView,
+    NoiseMode, Real, Rng, StepKind,
 };
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -469,6 +469,31 @@ fn time_closure<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, reps: usi
     })
 }
 
+/// Columns per `closure_batch` call in the batch row.
+const BATCH: usize = 8;
+
+/// Time per column of `closure_batch` over `BATCH` columns (the same start, their own RNG
+/// streams; each chain continues from call to call).
+fn time_batch<T: ImageFloat>(view: &ModelView<'_, T>, st: &Start<T>, reps: usize) -> Stat {
+    let mut psi: Vec<T> = (0..BATCH).flat_map(|_| st.psi.iter().copied()).collect();
+    let z: Vec<T> = (0..BATCH).flat_map(|_| st.z_star.iter().copied()).collect();
+    let mut rngs: Vec<Rng> = (0..BATCH).map(|i| Rng::new(SEED, 10 + i as u64)).collect();
+    let mut work = vec![T::ZERO; closure_workspace_len(view)];
+    let s = measure(reps, || {
+        closure_batch(view, &CFG, &st.z_coords, &z, &mut psi, &mut rngs, &mut work)
+            .expect("closure_batch call");
+        black_box(&psi);
+    });
+    let f = 1.0 / BATCH as f64;
+    Stat {
+        median: s.median * f,
+        cpu: s.cpu.map(|c| c * f),
+        min: s.min * f,
+        max: s.max * f,
+        ..s
+    }
+}
+
 /// Seconds spent in each phase of the sweeps of one call (the call of [`phase_calls`] with the
 /// median total).
 #[derive(Default, Clone, Copy)]
@@ -788,6 +813,8 @@ struct Row {
     dtype: &'static str,
     m: usize,
     ours: Stat,
+    /// `closure_batch` of `BATCH` columns, per column.
+    batch: Stat,
     phases: Phases,
     exp: Stat,
     /// `(variant, median seconds per call, median on-CPU seconds)` per NumPy variant.
@@ -804,6 +831,7 @@ fn run_case<T: ImageFloat>(
 ) -> Row {
     let st = start(view, 0);
     let ours = time_closure(view, &st, reps);
+    let batch = time_batch(view, &st, reps);
     // About a second of calls by hand (each also made with `closure`), at least 3.
     let calls = ((1.0 / ours.median).ceil() as usize).clamp(3, 15);
     let phases = phase_calls(view, &st, calls);
@@ -843,6 +871,7 @@ fn run_case<T: ImageFloat>(
         dtype: T::NAME,
         m: view.m(),
         ours,
+        batch,
         phases,
         exp,
         numpy,
@@ -1194,6 +1223,38 @@ fn main() {
          steadier of the two on a shared machine); every form's times are in the JSON lines."
     );
 
+    println!();
+    println!(
+        "== closure_batch of {BATCH} columns, per column (the columns run one after the other; \
+         every column's psi equals closure's bit for bit, tests/localized.rs) =="
+    );
+    println!(
+        "  {:<5} {:>6} {:>12} {:>12} {:>8} {:>14}",
+        "dtype", "M", "per column", "cpu", "ns/eval", "single/batch"
+    );
+    for r in &rows {
+        let evals = (SWEEPS * K * r.m) as f64;
+        let cpu = r.batch.cpu.unwrap_or(r.batch.median);
+        let single = r.ours.cpu.unwrap_or(r.ours.median);
+        println!(
+            "  {:<5} {:>6} {:>12} {:>12} {:>8.3} {:>14.2}",
+            r.dtype,
+            r.m,
+            secs(r.batch.median),
+            secs(cpu),
+            cpu * 1e9 / evals,
+            single / cpu
+        );
+        Json::new("closure_batch")
+            .s("dtype", r.dtype)
+            .u("m", r.m)
+            .u("columns", BATCH)
+            .n("seconds_per_column", Some(r.batch.median))
+            .n("cpu_seconds_per_column", r.batch.cpu)
+            .n("ns_per_eval", Some(r.batch.median * 1e9 / evals))
+            .n("speedup_over_single_cpu", Some(single / cpu))
+            .emit(&mut json);
+    }
     println!();
     println!(
         "== where the time goes: the same calls done by hand with the crate's fused pass (the call \

@@ -155,16 +155,31 @@ impl<'a, T: Real> Bridge<'a, T> {
         targets: &[usize],
         work: &mut [T],
     ) -> Result<(Sums<T>, T), Error> {
-        let (m, d) = (self.m(), self.d());
         let rho_x = self.rho_unchecked(x, work)?;
-        let w = &mut work[..d];
-        let metric = match self.data.scales() {
-            Some(s) => {
-                metric_weights_into(Some(s), w);
-                Some(&*w)
-            }
-            None => None,
-        };
+        let metric = self.fused_metric(work);
+        let q = self.fused_query(x, rho_x, metric);
+        match fused::weighted_sums(&q, targets, self.log_v_max) {
+            Some(s) => Ok((s, rho_x)),
+            None => Err(Error::NonFiniteState),
+        }
+    }
+
+    /// The fused pass's metric weights `w_c = 1/s_c²` written into `w[..d]`, or `None` for the
+    /// Euclidean metric.
+    pub(crate) fn fused_metric<'w>(&self, w: &'w mut [T]) -> Option<&'w [T]> {
+        let s = self.data.scales()?;
+        let w = &mut w[..self.d()];
+        metric_weights_into(Some(s), w);
+        Some(w)
+    }
+
+    /// The fused pass's query at `x` with `ρ(x) = rho_x` (ignored for a fixed bandwidth).
+    pub(crate) fn fused_query<'q>(
+        &'q self,
+        x: &'q [T],
+        rho_x: T,
+        metric: Option<&'q [T]>,
+    ) -> fused::Query<'q, T> {
         let half_inv_eps = T::ONE / (T::from_f64(2.0) * self.eps);
         let inv_bw = match &self.bandwidth {
             None => InvBandwidth::Uniform(half_inv_eps / T::from_f64(2.0)),
@@ -175,22 +190,18 @@ impl<'a, T: Real> Bridge<'a, T> {
             },
         };
         let samples = match self.columns {
-            Some(data) => Samples::Columns { data, m },
+            Some(data) => Samples::Columns { data, m: self.m() },
             None => Samples::Rows {
                 data: self.data.data(),
-                d,
+                d: self.d(),
             },
         };
-        let q = fused::Query {
+        fused::Query {
             samples,
             x,
             metric,
             offsets: self.log_v,
             inv_bw,
-        };
-        match fused::weighted_sums(&q, targets, self.log_v_max) {
-            Some(s) => Ok((s, rho_x)),
-            None => Err(Error::NonFiniteState),
         }
     }
 

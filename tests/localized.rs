@@ -1328,3 +1328,96 @@ fn one_clamp_rule_for_single_head_and_localized_models() {
         }
     }
 }
+
+/// `closure_batch`: every column's ψ and RNG state are those of `closure` on it alone, bit for
+/// bit, for an odd number of columns, both initialisations, f64 and f32, with per-coordinate
+/// scales (the coordinate-major fused pass); a failing column stops the batch with its error,
+/// earlier columns done, it and later ones untouched.
+#[test]
+fn closure_batch_columns_equal_single_calls_bit_for_bit_and_stop_at_the_failing_one() {
+    fn run<T: sbridge::ImageFloat>() {
+        let mut rng = Rng::new(21, 0);
+        let (k, m) = (4usize, 257usize);
+        let lay = OwnedLayout::build(layout::closure_layout_sizes(k, 2, 1), |st| {
+            layout::closure_layout(k, 2, 1, st)
+        });
+        let d = lay.view().d();
+        let x: Vec<T> = (0..m * d).map(|_| T::from_f64(rng.normal())).collect();
+        let scales: Vec<T> = (0..d).map(|c| T::from_f64(0.5 + 0.1 * c as f64)).collect();
+        let len = image_len::<T>(&lay.view(), m, false, true);
+        let mut store = vec![0u128; len.div_ceil(16)];
+        let cfg_fit = FitConfig::new(T::from_f64(0.3));
+        let (model, _) = sbridge::model::write_model_threaded(
+            bytemuck::cast_slice_mut(&mut store),
+            &x,
+            d,
+            Some(&scales),
+            &lay.view(),
+            &cfg_fit,
+            2,
+        )
+        .unwrap();
+        let z_coords: Vec<usize> = (0..k).collect();
+        let ncol = 5;
+        let z_star: Vec<T> = (0..ncol * k)
+            .map(|_| T::from_f64(0.5 * rng.normal()))
+            .collect();
+        let psi0: Vec<T> = (0..ncol * k)
+            .map(|_| T::from_f64(0.3 * rng.normal()))
+            .collect();
+        let mut work = vec![T::ZERO; closure_workspace_len(&model)];
+        for init in [ClosureInit::Warm, ClosureInit::RandomSample] {
+            let cfg = ClosureConfig {
+                sweeps: 7,
+                init,
+                ..ClosureConfig::default()
+            };
+            let mut rngs: Vec<Rng> = (0..ncol).map(|i| Rng::new(5, i as u64)).collect();
+            let mut psi = psi0.clone();
+            sbridge::closure_batch(
+                &model, &cfg, &z_coords, &z_star, &mut psi, &mut rngs, &mut work,
+            )
+            .unwrap();
+            for i in 0..ncol {
+                let mut r = Rng::new(5, i as u64);
+                let mut p = psi0[i * k..(i + 1) * k].to_vec();
+                let z = &z_star[i * k..(i + 1) * k];
+                closure(&model, &cfg, &z_coords, z, &mut p, &mut r, &mut work).unwrap();
+                let same = p
+                    .iter()
+                    .zip(&psi[i * k..(i + 1) * k])
+                    .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits());
+                assert!(
+                    same,
+                    "{} {init:?}: column {i} differs from closure",
+                    T::NAME
+                );
+                assert!(r == rngs[i], "column {i}: RNG state differs");
+            }
+        }
+        // Column 3 (the second of the second pair) has a non-finite warm start: columns 0..3 are
+        // done, column 3 is the error, its ψ and RNG and column 4 untouched.
+        let cfg = ClosureConfig {
+            sweeps: 3,
+            ..ClosureConfig::default()
+        };
+        let mut psi = psi0.clone();
+        psi[3 * k] = T::from_f64(f64::NAN);
+        let before = psi.clone();
+        let mut rngs: Vec<Rng> = (0..ncol).map(|i| Rng::new(6, i as u64)).collect();
+        let err = sbridge::closure_batch(
+            &model, &cfg, &z_coords, &z_star, &mut psi, &mut rngs, &mut work,
+        );
+        assert_eq!(err, Err(sbridge::Error::NonFiniteState));
+        for i in 0..ncol {
+            let changed = psi[i * k..(i + 1) * k]
+                .iter()
+                .zip(&before[i * k..(i + 1) * k])
+                .any(|(a, b)| a.to_f64().to_bits() != b.to_f64().to_bits());
+            assert_eq!(changed, i < 3, "column {i}");
+            assert_eq!(rngs[i] != Rng::new(6, i as u64), i < 3, "column {i} RNG");
+        }
+    }
+    run::<f64>();
+    run::<f32>();
+}
