@@ -173,6 +173,11 @@ impl<'a, T: Real> Bridge<'a, T> {
         Some(w)
     }
 
+    /// `κ_j` of this bridge at a query with `ρ(x) = rho_x` (ignored for a fixed bandwidth).
+    fn inv_bandwidth(&self, rho_x: T) -> InvBandwidth<'a, T> {
+        InvBandwidth::for_eps(self.eps, rho_x, self.bandwidth.as_ref().map(|b| b.rho()))
+    }
+
     /// The fused pass's query at `x` with `ρ(x) = rho_x` (ignored for a fixed bandwidth).
     pub(crate) fn fused_query<'q>(
         &'q self,
@@ -180,15 +185,7 @@ impl<'a, T: Real> Bridge<'a, T> {
         rho_x: T,
         metric: Option<&'q [T]>,
     ) -> fused::Query<'q, T> {
-        let half_inv_eps = T::ONE / (T::from_f64(2.0) * self.eps);
-        let inv_bw = match &self.bandwidth {
-            None => InvBandwidth::Uniform(half_inv_eps / T::from_f64(2.0)),
-            Some(bw) => InvBandwidth::Variable {
-                half_inv_eps,
-                rho_x,
-                rho: bw.rho(),
-            },
-        };
+        let inv_bw = self.inv_bandwidth(rho_x);
         let samples = match self.columns {
             Some(data) => Samples::Columns { data, m: self.m() },
             None => Samples::Rows {
@@ -294,15 +291,7 @@ impl<'a, T: Real> Bridge<'a, T> {
         let (row, rest) = rest.split_at_mut(m);
         let w = &mut rest[..d];
         metric_weights_into(self.data.scales(), w);
-        let half_inv_eps = T::ONE / (T::from_f64(2.0) * self.eps);
-        let inv_bw = match &self.bandwidth {
-            None => InvBandwidth::Uniform(half_inv_eps / T::from_f64(2.0)),
-            Some(bw) => InvBandwidth::Variable {
-                half_inv_eps,
-                rho_x,
-                rho: bw.rho(),
-            },
-        };
+        let inv_bw = self.inv_bandwidth(rho_x);
         let mx = log_kernel_row(self.data.data(), d, x, w, Some(self.log_v), inv_bw, row);
         if mx.is_finite() {
             Ok((mx, rho_x))

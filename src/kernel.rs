@@ -35,6 +35,22 @@ pub enum InvBandwidth<'a, T> {
     },
 }
 
+impl<'a, T: Real> InvBandwidth<'a, T> {
+    /// The kernel's `κ_j` for bandwidth `ε`: `1/(4ε)` (computed as `(1/(2ε))/2`) when `rho` is
+    /// `None`, otherwise the variable bandwidth `(1/(2ε)) / (ρ(x) + ρ_j)` with `ρ(x) = rho_x`.
+    pub fn for_eps(eps: T, rho_x: T, rho: Option<&'a [T]>) -> Self {
+        let half_inv_eps = T::ONE / (T::from_f64(2.0) * eps);
+        match rho {
+            None => InvBandwidth::Uniform(half_inv_eps / T::from_f64(2.0)),
+            Some(rho) => InvBandwidth::Variable {
+                half_inv_eps,
+                rho_x,
+                rho,
+            },
+        }
+    }
+}
+
 /// Metric weights `w_c = 1 / s_c^2` into `out` (`1` everywhere when `scales` is `None`).
 pub fn metric_weights_into<T: Real>(scales: Option<&[T]>, out: &mut [T]) {
     match scales {

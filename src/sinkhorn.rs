@@ -111,7 +111,7 @@ struct Rows<'a, T> {
     d: usize,
     m: usize,
     metric: Option<&'a [T]>,
-    half_inv_eps: T,
+    eps: T,
     rho: Option<&'a [T]>,
     zeros: &'a [T],
 }
@@ -120,14 +120,7 @@ impl<T: Real> Rows<'_, T> {
     /// `S_i` for row `i` (see [`RowSums`]); `offsets` are `g`, or zeros for the start.
     fn sum(&self, i: usize, g: &[T], zero_offsets: bool) -> T {
         let x = &self.data[i * self.d..(i + 1) * self.d];
-        let inv_bw = match self.rho {
-            None => InvBandwidth::Uniform(self.half_inv_eps / T::from_f64(2.0)),
-            Some(r) => InvBandwidth::Variable {
-                half_inv_eps: self.half_inv_eps,
-                rho_x: r[i],
-                rho: r,
-            },
-        };
+        let inv_bw = InvBandwidth::for_eps(self.eps, self.rho.map_or(T::ONE, |r| r[i]), self.rho);
         let q = fused::Query {
             samples: Samples::Columns {
                 data: self.columns,
@@ -311,21 +304,13 @@ fn run<T: Real>(
     let columns = &mut rest[..m * d];
     zeros.fill(T::ZERO);
     metric_weights_into(data.scales(), w);
-    let half_inv_eps = T::ONE / (T::from_f64(2.0) * eps);
     let g = log_v_out;
 
     let source = match cache {
         Some(c) if c.len() >= m * m => {
             // log T row by row, as the row pass computes it (−(s κ_ij)).
             for i in 0..m {
-                let inv_bw = match rho {
-                    None => InvBandwidth::Uniform(half_inv_eps / T::from_f64(2.0)),
-                    Some(r) => InvBandwidth::Variable {
-                        half_inv_eps,
-                        rho_x: r[i],
-                        rho: r,
-                    },
-                };
+                let inv_bw = InvBandwidth::for_eps(eps, rho.map_or(T::ONE, |r| r[i]), rho);
                 log_kernel_row(
                     data.data(),
                     d,
@@ -346,7 +331,7 @@ fn run<T: Real>(
                 d,
                 m,
                 metric: data.scales().map(|_| &*w),
-                half_inv_eps,
+                eps,
                 rho,
                 zeros,
             })
