@@ -22,9 +22,11 @@
 //! as fast as `ω = 1`. As a guard against the non-linear regime, a residual that grows switches
 //! the run to `ω = 1` for its remaining updates. The fixed point is the same for every `ω`.
 //!
-//! Since `g_i ≤ 0` after the start and every update (`S_i ≥ P_ii = v_i²`), `P_ij ≤ 1`: the fused
-//! pass's shift `−g_i` never overflows, and `S_i ≥ v_i²` keeps the sum far from underflow (the pass
-//! still falls back to the exact row maximum if it would not). Nothing underflows for small `ε`.
+//! With the shift `−g_i` the pass sums `P_ij = v_i T_ij v_j` itself, and `S_i ≥ P_ii = v_i²`
+//! keeps the sum far from underflow. With `ω = 1`, `g ≤ 0` after the start and every update
+//! (`ln S_i ≥ 2 g_i`), so `P_ij ≤ 1`; over-relaxation can lift a `g_i` above 0 by at most
+//! `(ω − 1)|g_i|` per update, so `P_ij` stays of order one. Either way the pass falls back to the
+//! exact row maximum if its sum would be tiny or not finite. Nothing underflows for small `ε`.
 //!
 //! Two paths give the same numbers, bit for bit: matrix-free (recomputes each kernel row from the
 //! data, `O(M d)` work space, `O(M² d)` per iteration, lanes over a coordinate-major copy of the
