@@ -1,4 +1,7 @@
-//! Scaled distances and log-kernel rows: the one hot loop of the crate.
+//! Scaled distances and log-kernel rows: the two-pass reference path (a row of `M` logits, then
+//! `libm`'s `exp`), used where the whole row of weights is wanted (weights, log-weights,
+//! covariance, the KDE, the cached Sinkhorn kernel). The hot loop of the samplers and of Sinkhorn
+//! is [`crate::fused`], which computes the same logits with the same operations.
 //!
 //! For a point `x` and training samples `x^(j)` (sample-major, `data[j*d + c]`) the loop computes
 //! in one pass over the data

@@ -7,9 +7,10 @@
 //! `*_workspace_len` query and checks what it is given. Everything is generic over `f32` and
 //! `f64`.
 //!
-//! Layers (each only calls the ones below it): [`real`]/[`rng`] → [`kernel`] (the one hot loop)
-//! → [`mod@sinkhorn`], [`bandwidth`] → [`bridge`] → [`sampler`] → [`layout`], [`model`],
-//! [`localized`]. Data are sample-major,
+//! Layers (each only calls the ones below it): [`real`]/[`rng`], [`exp_poly`] → [`kernel`] (the
+//! two-pass rows) and [`fused`] (the one hot loop: distances, logits, `exp` and weighted sums in
+//! one pass) → [`mod@sinkhorn`], [`bandwidth`] → [`bridge`] → [`sampler`] → [`layout`],
+//! [`model`], [`localized`]. Data are sample-major,
 //! `x[j*d + c]` (`X(d, M)` in Fortran, `double x[M][d]` in C).
 //!
 //! ```
