@@ -17,9 +17,9 @@
 //! and take `libm`'s `exp` of them shifted by their exact maximum; so does the mean for larger
 //! `d`. The two ways agree to a few ulp. A bridge can be given a coordinate-major copy of its
 //! samples ([`Bridge::with_columns`]), which lets the fused pass's lanes load contiguously (the
-//! same bits; measured 2.4× (f64) and 3.7× (f32) faster for a 6-coordinate head with one target, no faster for the mean of
-//! all six coordinates, which is bound elsewhere). Outputs are written only when the call
-//! succeeds.
+//! same bits; measured 2.4× (f64) and 3.7× (f32) faster for a 6-coordinate head with one target,
+//! no faster for the mean of all six coordinates, which is bound elsewhere). Outputs are written
+//! only when the call succeeds.
 
 use crate::bandwidth::VariableBandwidth;
 use crate::dataset::Dataset;
