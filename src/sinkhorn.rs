@@ -118,8 +118,17 @@ struct Rows<'a, T> {
     zeros: &'a [T],
 }
 
+/// The shift of row `i`'s pass: `−g_i`, so that the pass sums `P_ij` (`0` at the start).
+fn row_shift<T: Real>(g: &[T], i: usize, zero_offsets: bool) -> T {
+    if zero_offsets {
+        T::ZERO
+    } else {
+        -g[i]
+    }
+}
+
 impl<T: Real> Rows<'_, T> {
-    /// `S_i` for row `i` (see [`RowSums`]); `offsets` are `g`, or zeros for the start.
+    /// `S_i` for row `i`; the offsets are `g`, or zeros for the start.
     fn sum(&self, i: usize, g: &[T], zero_offsets: bool) -> T {
         let x = &self.data[i * self.d..(i + 1) * self.d];
         let inv_bw = InvBandwidth::for_eps(self.eps, self.rho.map_or(T::ONE, |r| r[i]), self.rho);
@@ -133,7 +142,7 @@ impl<T: Real> Rows<'_, T> {
             offsets: if zero_offsets { self.zeros } else { g },
             inv_bw,
         };
-        let shift = if zero_offsets { T::ZERO } else { -g[i] };
+        let shift = row_shift(g, i, zero_offsets);
         row_sum_from(fused::weighted_sums(&q, &[], shift), shift)
     }
 }
@@ -142,6 +151,17 @@ impl<T: Real> Rows<'_, T> {
 struct Cached<'a, T> {
     cache: &'a [T],
     m: usize,
+}
+
+impl<T: Real> Cached<'_, T> {
+    /// `S_i` for row `i` from its stored `log T` row, with the same shift and fallback as
+    /// [`Rows::sum`].
+    fn sum(&self, i: usize, g: &[T], zero_offsets: bool) -> T {
+        let row = &self.cache[i * self.m..(i + 1) * self.m];
+        let shift = row_shift(g, i, zero_offsets);
+        let offsets = (!zero_offsets).then_some(g);
+        row_sum_from(fused::logit_row_sums(row, offsets, shift), shift)
+    }
 }
 
 /// `S_i` from a pass's sums with shift `−g_i` (or `0` at the start): the sum itself, or, when the
@@ -235,14 +255,7 @@ impl<T: Real> Source<'_, T> {
             let i = first + k;
             *o = match self {
                 Source::Free(r) => r.sum(i, g, zero),
-                Source::Cached(c) => {
-                    let row = &c.cache[i * c.m..(i + 1) * c.m];
-                    let shift = if zero { T::ZERO } else { -g[i] };
-                    row_sum_from(
-                        fused::logit_row_sums(row, (!zero).then_some(g), shift),
-                        shift,
-                    )
-                }
+                Source::Cached(c) => c.sum(i, g, zero),
             };
         }
     }
