@@ -1,15 +1,22 @@
 //! Generates the C header `include/sbridge.h` from `src/ffi/` with cbindgen (feature `ffi`).
 //!
-//! The header is written to `$OUT_DIR/sbridge.h` on every build with the feature; the committed
-//! copy in `include/` is refreshed when it differs, except under CI (`CI=true`), where it is left
-//! alone so that the `c_abi` test can fail on a stale committed header.
+//! A build writes the header only to `$OUT_DIR/sbridge.h`: it never writes into the source tree,
+//! which may be read-only (a packaged source, a CMake or distribution build). The committed copy
+//! in `include/` (what C and Fortran users, the CMake install and pkg-config get) is refreshed
+//! only when asked:
+//!
+//! ```sh
+//! SBRIDGE_UPDATE_HEADER=1 cargo build --features ffi
+//! ```
+//!
+//! `tests/c_abi.rs` (`committed_header_matches_generated`) fails while the committed copy is stale.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/rng.rs");
-    println!("cargo:rerun-if-env-changed=CI");
+    println!("cargo:rerun-if-env-changed=SBRIDGE_UPDATE_HEADER");
     #[cfg(feature = "ffi")]
     header::generate();
 }
@@ -17,6 +24,19 @@ fn main() {
 #[cfg(feature = "ffi")]
 mod header {
     use std::path::PathBuf;
+
+    /// Whether `SBRIDGE_UPDATE_HEADER` asks for `include/sbridge.h` to be rewritten: `1` yes,
+    /// unset, empty or `0` no; anything else stops the build rather than guess.
+    fn update_requested() -> bool {
+        match std::env::var("SBRIDGE_UPDATE_HEADER").as_deref() {
+            Ok("1") => true,
+            Ok("" | "0") | Err(std::env::VarError::NotPresent) => false,
+            Ok(other) => panic!(
+                "SBRIDGE_UPDATE_HEADER must be 1 (refresh include/sbridge.h) or 0, not {other:?}"
+            ),
+            Err(e) => panic!("SBRIDGE_UPDATE_HEADER: {e}"),
+        }
+    }
 
     pub fn generate() {
         let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -40,8 +60,7 @@ mod header {
         let out = PathBuf::from(v("OUT_DIR")).join("sbridge.h");
         std::fs::write(&out, &text).expect("write OUT_DIR/sbridge.h");
         let committed = dir.join("include").join("sbridge.h");
-        let in_ci = std::env::var("CI").map(|c| c == "true").unwrap_or(false);
-        if !in_ci && std::fs::read(&committed).ok().as_deref() != Some(&text[..]) {
+        if update_requested() && std::fs::read(&committed).ok().as_deref() != Some(&text[..]) {
             std::fs::create_dir_all(dir.join("include")).expect("create include/");
             std::fs::write(&committed, &text).expect("write include/sbridge.h");
         }
