@@ -246,6 +246,34 @@ impl<'a, T: Real> VariableBandwidth<'a, T> {
             &mut row[..m],
         );
         let ell = log_sum_exp_with_max(&row[..m], mx);
-        (self.beta * (ell - self.log_z)).exp()
+        let arg = self.beta * (ell - self.log_z);
+        // Far from the data `ρ(x)` overflows: say so with +∞ (the callers' "beyond every
+        // kernel") without evaluating an `exp` that would raise the overflow exception.
+        if arg > T::from_f64(T::MAX_LOG2_KAPPA * core::f64::consts::LN_2) {
+            T::INFINITY
+        } else {
+            arg.exp()
+        }
+    }
+
+    /// `log2 ‖L⁻¹‖_∞`, the largest factor by which whitening `y = L⁻¹ x` can grow a query
+    /// (computed in `f64`; `+∞` if the inverse overflows).
+    pub(crate) fn log2_whitening_gain(&self) -> f64 {
+        let d = self.chol.len().isqrt();
+        let l = |i: usize, k: usize| self.chol[i * d + k].to_f64();
+        let mut inv = [[0.0f64; MAX_DENSE_DIM]; MAX_DENSE_DIM];
+        let mut norm = 0.0f64;
+        for i in 0..d {
+            // Row i of L⁻¹: (L⁻¹)_{ik} = (δ_ik − Σ_{i>m≥k} L_im (L⁻¹)_mk) / L_ii.
+            for k in 0..=i {
+                let mut s = if i == k { 1.0 } else { 0.0 };
+                for (mm, row) in inv.iter().enumerate().take(i).skip(k) {
+                    s -= l(i, mm) * row[k];
+                }
+                inv[i][k] = s / l(i, i);
+            }
+            norm = norm.max(inv[i][..=i].iter().map(|v| v.abs()).sum());
+        }
+        libm::log2(norm)
     }
 }

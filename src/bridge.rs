@@ -26,7 +26,7 @@ use crate::dataset::Dataset;
 use crate::error::{check_len, check_room, Arg, Error};
 use crate::fused::{self, Samples, Sums, MAX_FUSED_DIM};
 use crate::kernel::{exp_shifted_in_place, log_kernel_row, metric_weights_into, InvBandwidth};
-use crate::real::{all_finite, Real};
+use crate::real::{all_finite, check_state, Real};
 
 /// A fitted bridge: samples, `ε`, Sinkhorn scaling `g = log v` and, optionally, a variable
 /// bandwidth. A cheap `Copy` view borrowing its arrays; `Send + Sync`.
@@ -259,10 +259,7 @@ impl<'a, T: Real> Bridge<'a, T> {
     fn check_query(&self, x: &[T], work: &[T]) -> Result<(), Error> {
         check_len(Arg::State, self.d(), x.len())?;
         check_room(Arg::Workspace, self.workspace_len(), work.len())?;
-        if !all_finite(x) {
-            return Err(Error::NonFiniteState);
-        }
-        Ok(())
+        check_state(x)
     }
 
     /// `ρ(x)`: `1` for a fixed bandwidth, the KDE-based value otherwise. Errors on a bad query.
@@ -390,6 +387,15 @@ impl<'a, T: Real> Bridge<'a, T> {
             *o = e * inv;
         }
         Ok(())
+    }
+
+    /// The effective sample size `1 / Σ_j w_j(x)^2 ∈ [1, M]` of the weights at `x`, computed
+    /// as `S^2 / Σ_j e_j^2` from the shifted exponentials `e_j = exp(a_j − max) ≤ 1` (nothing
+    /// can overflow). Uses [`Bridge::workspace_len`] of `work`.
+    pub fn effective_sample_size(&self, x: &[T], work: &mut [T]) -> Result<T, Error> {
+        let p = self.pass(x, work)?;
+        let sq = self.row(work).iter().fold(T::ZERO, |a, &e| a + e * e);
+        Ok(p.sum * p.sum / sq)
     }
 
     /// `log w_j(x)` into `out` (length `M`): finite even where `w_j` underflows.

@@ -3,7 +3,7 @@
 //! of the metric `|u|_S^2 = Σ_c (u_c / s_c)^2`.
 
 use crate::error::{check_len, Arg, Error};
-use crate::real::{all_finite, Real};
+use crate::real::{check_data, Real};
 
 /// Training samples checked once: `M ≥ 1`, `d ≥ 1`, `data.len() = M d`, every value finite,
 /// every scale finite and `> 0`.
@@ -37,9 +37,7 @@ impl<'a, T: Real> Dataset<'a, T> {
                 return Err(Error::InvalidScale);
             }
         }
-        if !all_finite(data) {
-            return Err(Error::NonFiniteData);
-        }
+        check_data(data)?;
         Ok(Dataset { data, d, scales })
     }
 

@@ -30,8 +30,10 @@ pub enum Arg {
     Gradient,
 }
 
-/// Everything that can go wrong in a call.
+/// Everything that can go wrong in a call. New kinds may be added in minor versions, so a
+/// `match` needs a wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// `M = 0`: no training samples.
     EmptyData,
@@ -115,6 +117,20 @@ pub enum Error {
     ImageCorrupt,
     /// The operation is not defined for this model (e.g. covariance noise on a localized model).
     Unsupported,
+    /// An RNG state whose four xoshiro256++ words are all zero: it was never seeded (a zeroed
+    /// struct), and would return the same deviate forever.
+    RngUnseeded,
+    /// An RNG state whose cached-normal flag is neither 0 nor 1, or whose cached normal is not
+    /// finite: it was not produced by this library (an uninitialised or overwritten struct).
+    RngCorrupt,
+    /// A free coordinate of a closure call is the target of no head, so the call could never
+    /// change it: the conditioning coordinates are wrong (1-based instead of 0-based, or the
+    /// free block clamped instead of the conditioning block).
+    UncoveredCoordinate,
+    /// A finite value beyond the admissible magnitude [`crate::Real::MAX_MAGNITUDE`] (a query,
+    /// state, conditioning or training value), or a model whose `ε`, scales and bandwidth would
+    /// make the kernel of admissible values overflow: rejected before any arithmetic overflows.
+    OutOfRange,
 }
 
 impl Error {
@@ -148,6 +164,10 @@ impl Error {
             Error::ImageChecksum => 25,
             Error::ImageCorrupt => 26,
             Error::Unsupported => 27,
+            Error::RngUnseeded => 28,
+            Error::RngCorrupt => 29,
+            Error::UncoveredCoordinate => 30,
+            Error::OutOfRange => 31,
         }
     }
 
@@ -158,7 +178,7 @@ impl Error {
 }
 
 /// Messages indexed by status code (`0` is success), NUL-terminated for the C ABI.
-pub(crate) const MESSAGES: [&core::ffi::CStr; 28] = [
+pub(crate) const MESSAGES: [&core::ffi::CStr; 32] = [
     c"success",
     c"no training samples (M = 0)",
     c"zero-dimensional samples (d = 0)",
@@ -187,6 +207,10 @@ pub(crate) const MESSAGES: [&core::ffi::CStr; 28] = [
     c"model image checksum mismatch (corrupt bytes)",
     c"model image sizes or offsets are inconsistent",
     c"operation not supported for this model",
+    c"RNG state is all zeros: it was never seeded (call sb_rng_seed first)",
+    c"RNG state is corrupt: not produced by sb_rng_seed or a call of this library",
+    c"a free coordinate is the target of no head: check z_coords (0-based, the conditioning block)",
+    c"a value exceeds the admissible magnitude, or the model's kernel would overflow on admissible values",
 ];
 
 impl fmt::Display for Error {

@@ -99,8 +99,8 @@ pub use error::{Arg, Error};
 pub use fit::{fit, fit_workspace_len, BandwidthStorage, FitConfig, FitReport, FitStorage};
 pub use layout::{HeadLayout, LayoutSizes, LayoutStorage, MAX_HEAD_DIM};
 pub use localized::{
-    closure, closure_batch, closure_workspace_len, model_step, model_workspace_len, ClosureConfig,
-    ClosureInit, NoiseMode, StepKind,
+    closure, closure_batch, closure_ess, closure_ess_workspace_len, closure_workspace_len,
+    model_step, model_workspace_len, ClosureConfig, ClosureInit, NoiseMode, StepKind,
 };
 pub use model::{
     image_len, write_model, write_workspace_len, Head, ImageFloat, ModelFitReport, ModelView,

@@ -26,7 +26,7 @@ use crate::bridge::bridge_workspace_len;
 use crate::error::{check_len, check_room, Arg, Error};
 use crate::layout::MAX_HEAD_DIM;
 use crate::model::{ImageFloat, ModelView};
-use crate::real::all_finite;
+use crate::real::{all_finite, check_state};
 
 use crate::rng::{NormalSource, Rng};
 use crate::sampler::{self, sampler_workspace_len, Clamp, Scheme};
@@ -89,9 +89,8 @@ pub fn model_step<T: ImageFloat, N: NormalSource>(
             return Err(Error::InvalidIndex);
         }
     }
-    if !all_finite(x) {
-        return Err(Error::NonFiniteState);
-    }
+    check_state(x)?;
+    noise.check()?;
     if model.is_single_full_head() {
         let head = model.head(0);
         // Clamp in global coordinates, then map the state into the head's order and back.
@@ -255,8 +254,12 @@ pub fn closure<T: ImageFloat>(
     if cfg.sweeps == 0 {
         return Err(Error::ZeroIterations);
     }
-    if cfg.init == ClosureInit::Warm && !all_finite(psi) {
-        return Err(Error::NonFiniteState);
+    rng.check()?;
+    if (0..d).any(|c| !z_coords.contains(&c) && !model.is_target(c)) {
+        return Err(Error::UncoveredCoordinate);
+    }
+    if cfg.init == ClosureInit::Warm {
+        check_state(psi)?;
     }
     check_room(
         Arg::Workspace,
@@ -345,6 +348,55 @@ pub fn closure_batch<T: ImageFloat>(
         )?;
     }
     Ok(())
+}
+
+/// The effective sample size `ESS_α = (Σ_j w_j)^2 / Σ_j w_j^2 = 1 / Σ_j w_j^2` of every head's
+/// transition weights `w_j(x_[α])` at the closure state `x = (z*, ψ)` (the arguments of
+/// [`closure`]), into `ess` (length `n_heads`): a per-call diagnostic of extrapolation. It lies
+/// in `[1, M]`; near 1 one training sample carries all the weight, i.e. the state is beyond the
+/// training data and the head copies its nearest sample. Costs one pass over each head's samples
+/// (about one sweep of the closure call); uses [`closure_ess_workspace_len`] of `work` (less
+/// than [`closure_workspace_len`] by more than `n_heads`).
+pub fn closure_ess<T: ImageFloat>(
+    model: &ModelView<'_, T>,
+    z_coords: &[usize],
+    z_star: &[T],
+    psi: &[T],
+    ess: &mut [T],
+    work: &mut [T],
+) -> Result<(), Error> {
+    let d = model.d();
+    let clamp = Clamp::new(d, z_coords, z_star)?;
+    check_len(Arg::State, d - z_coords.len(), psi.len())?;
+    check_len(Arg::Output, model.n_heads(), ess.len())?;
+    check_room(Arg::Workspace, closure_ess_workspace_len(model), work.len())?;
+    check_state(psi)?;
+    let (x, rest) = work.split_at_mut(d);
+    let mut free = psi.iter();
+    for (c, xc) in x.iter_mut().enumerate() {
+        if !z_coords.contains(&c) {
+            *xc = free.next().copied().unwrap_or(T::ZERO);
+        }
+    }
+    clamp.apply(x);
+    let (local, rest) = rest.split_at_mut(MAX_HEAD_DIM);
+    for (h, e) in ess.iter_mut().enumerate().take(model.n_heads()) {
+        let head = model.head(h);
+        let xa = &mut local[..head.coords.len()];
+        for (v, &c) in xa.iter_mut().zip(head.coords) {
+            *v = x[c as usize];
+        }
+        *e = head.bridge.effective_sample_size(xa, rest)?;
+    }
+    Ok(())
+}
+
+/// Work space of [`closure_ess`]: the state, one neighbourhood and one head's query.
+pub fn closure_ess_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
+    model
+        .d()
+        .saturating_add(MAX_HEAD_DIM)
+        .saturating_add(bridge_workspace_len(model.m(), MAX_HEAD_DIM))
 }
 
 /// Work space of [`closure`] and [`closure_batch`].

@@ -424,6 +424,17 @@ fn check_write_args<T: ImageFloat>(
     if cfg.sinkhorn.max_iter == 0 {
         return Err(Error::ZeroIterations);
     }
+    // The overflow rule's fixed-bandwidth part, before any fitting (opening the written image
+    // checks all of it, the variable bandwidth's `ρ_min` and whitening included).
+    let log2_kappa = -libm::log2(4.0 * cfg.eps.to_f64());
+    let log2_w = full.scales().map_or(0.0, |s| {
+        s.iter()
+            .map(|&v| -2.0 * libm::log2(v.to_f64()))
+            .fold(0.0, f64::max)
+    });
+    if log2_kappa.max(0.0) + log2_w.max(0.0) > T::MAX_LOG2_KAPPA {
+        return Err(Error::OutOfRange);
+    }
     let m = full.m();
     if m > u32::MAX as usize || full.d() > u32::MAX as usize {
         return Err(Error::Capacity {
@@ -940,9 +951,7 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             }
             let head = self.head(h);
             let b = &head.bridge;
-            if !all_finite(b.dataset().data()) {
-                return Err(Error::NonFiniteData);
-            }
+            crate::real::check_data(b.dataset().data())?;
             if !all_finite(b.log_v()) {
                 return Err(Error::NonFiniteWeights);
             }
@@ -972,11 +981,17 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             } else if get_u64(e, 8) != 0 {
                 return Err(Error::ImageCorrupt);
             }
+            check_kernel_range(b)?;
         }
         if at != total {
             return Err(Error::ImageCorrupt);
         }
         Ok(())
+    }
+
+    /// Whether a free coordinate `c` is the target of some head (so that a sweep changes it).
+    pub fn is_target(&self, c: usize) -> bool {
+        (0..self.n_heads).any(|h| self.targets_of(h).iter().any(|&t| t as usize == c))
     }
 
     fn targets_of(&self, h: usize) -> &'a [u32] {
@@ -1095,5 +1110,39 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
             head.local_index(c)
                 .map(|l| head.bridge.dataset().sample(j)[l])
         })
+    }
+}
+
+/// The model side of the overflow rule ([`Real::MAX_MAGNITUDE`]): the head's largest inverse
+/// bandwidth `κ` (`1/(4ε)`, or `1/(2ε ρ_min)` for a variable bandwidth), its largest metric
+/// weight `w_c = 1/s_c^2` and their product stay below `2^MAX_LOG2_KAPPA`, and a variable
+/// bandwidth's whitening `L⁻¹` grows no admissible value past the same bound. Evaluated with
+/// logarithms, so that checking cannot overflow. [`Error::OutOfRange`] otherwise.
+fn check_kernel_range<T: Real>(b: &Bridge<'_, T>) -> Result<(), Error> {
+    let lg = |v: f64| libm::log2(v);
+    let eps = b.eps().to_f64();
+    let log2_w = b.dataset().scales().map_or(0.0, |s| {
+        s.iter().map(|&v| -2.0 * lg(v.to_f64())).fold(0.0, f64::max)
+    });
+    let log2_kappa = match b.bandwidth() {
+        None => -lg(4.0 * eps),
+        Some(vb) => {
+            let rho_min = vb
+                .rho()
+                .iter()
+                .fold(f64::INFINITY, |a, &r| a.min(r.to_f64()));
+            -lg(2.0 * eps) - lg(rho_min)
+        }
+    };
+    let gain = b.bandwidth().map_or(0.0, |vb| vb.log2_whitening_gain());
+    let bound = T::MAX_LOG2_KAPPA;
+    let ok = log2_kappa <= bound
+        && log2_w <= bound
+        && log2_kappa.max(0.0) + log2_w.max(0.0) <= bound
+        && 2.0 * gain.max(0.0) <= bound;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::OutOfRange)
     }
 }

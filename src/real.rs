@@ -4,6 +4,7 @@
 //! Elementary functions come from `libm`, never from the platform's C library, so the same inputs
 //! give the same bits on every target (x86-64, AArch64, a Cortex-M4F).
 
+use crate::error::Error;
 use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
@@ -61,6 +62,16 @@ pub trait Real:
     /// The smallest sum of shifted exponentials the fused pass accepts before it recomputes with
     /// the exact maximum ([`crate::fused`]): `2^−900` for `f64`, `2^−60` for `f32`.
     const FUSED_MIN_SUM: Self;
+    /// The largest magnitude a query, state, conditioning or training value may have:
+    /// `2^256 ≈ 1.16e77` for `f64`, `2^32 ≈ 4.29e9` for `f32`. Larger finite values are
+    /// [`crate::Error::OutOfRange`], rejected before any arithmetic: with `|x|, |x'| ≤ 2^E` a
+    /// squared distance over at most 16 coordinates stays below `2^(2E+6)`, so the kernel cannot
+    /// overflow for any model that [`Real::MAX_LOG2_KAPPA`] admits.
+    const MAX_MAGNITUDE: Self;
+    /// `log2` of the largest inverse bandwidth `κ`, metric weight `w_c = 1/s_c^2` and product
+    /// `κ w_c` a model may have (`emax − 2E − 8`: 503 for `f64`, 55 for `f32`), so that
+    /// `κ Σ_c w_c (x_c − x'_c)^2 < 2^(emax−2)` for admissible values.
+    const MAX_LOG2_KAPPA: f64;
     /// Natural logarithm (libm).
     fn ln(self) -> Self;
     /// Square root (libm).
@@ -97,7 +108,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $tol:expr, $min_sum:expr, $exp:path, $exp_poly:path, $exp_block:path, $ln:path, $sqrt:path, $pow:path, $abs:path) => {
+    ($t:ty, $tol:expr, $min_sum:expr, $max_mag:expr, $max_log2_kappa:expr, $exp:path, $exp_poly:path, $exp_block:path, $ln:path, $sqrt:path, $pow:path, $abs:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -107,6 +118,8 @@ macro_rules! impl_real {
             const DEFAULT_SINKHORN_TOL: Self = $tol;
             const NAME: &'static str = stringify!($t);
             const FUSED_MIN_SUM: Self = $min_sum;
+            const MAX_MAGNITUDE: Self = $max_mag;
+            const MAX_LOG2_KAPPA: f64 = $max_log2_kappa;
 
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
@@ -158,6 +171,8 @@ impl_real!(
     f64,
     1e-12,
     f64::from_bits((1023 - 900) << 52), // 2^-900
+    f64::from_bits((1023 + 256) << 52), // 2^256
+    (1023 - 2 * 256 - 8) as f64,
     libm::exp,
     crate::exp_poly::exp_f64,
     crate::exp_poly::exp_f64_block,
@@ -170,6 +185,8 @@ impl_real!(
     f32,
     2e-5,
     f32::from_bits((127 - 60) << 23), // 2^-60
+    f32::from_bits((127 + 32) << 23), // 2^32
+    (127 - 2 * 32 - 8) as f64,
     libm::expf,
     crate::exp_poly::exp_f32,
     crate::exp_poly::exp_f32_block,
@@ -183,6 +200,36 @@ impl_real!(
 #[inline]
 pub fn all_finite<T: Real>(xs: &[T]) -> bool {
     xs.iter().all(|x| x.is_finite())
+}
+
+/// A query, state or conditioning vector: [`Error::NonFiniteState`] if any value is NaN or
+/// infinite, [`Error::OutOfRange`] if any finite value exceeds [`Real::MAX_MAGNITUDE`] (checked
+/// by comparison only, so nothing can overflow or raise a floating-point exception).
+#[inline]
+pub fn check_state<T: Real>(xs: &[T]) -> Result<(), Error> {
+    check_values(xs, Error::NonFiniteState)
+}
+
+/// Training values: [`Error::NonFiniteData`] for NaN or infinity, [`Error::OutOfRange`] beyond
+/// [`Real::MAX_MAGNITUDE`].
+#[inline]
+pub fn check_data<T: Real>(xs: &[T]) -> Result<(), Error> {
+    check_values(xs, Error::NonFiniteData)
+}
+
+fn check_values<T: Real>(xs: &[T], non_finite: Error) -> Result<(), Error> {
+    let mut big = false;
+    for &x in xs {
+        if !x.is_finite() {
+            return Err(non_finite);
+        }
+        big |= x.abs() > T::MAX_MAGNITUDE;
+    }
+    if big {
+        Err(Error::OutOfRange)
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,26 @@ impl Rng {
         }
     }
 
+    /// A state this library can have produced: [`crate::Error::RngUnseeded`] when the four
+    /// xoshiro256++ words are all zero (a zeroed struct that was never seeded, which would give
+    /// the same deviate forever), [`crate::Error::RngCorrupt`] when `has_spare` is neither 0 nor
+    /// 1 or a cached normal is not finite.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        if self.s == [0; 4] {
+            return Err(crate::Error::RngUnseeded);
+        }
+        let spare_ok = match self.has_spare {
+            0 => true,
+            1 => f64::from_bits(self.spare).is_finite(),
+            _ => false,
+        };
+        if spare_ok {
+            Ok(())
+        } else {
+            Err(crate::Error::RngCorrupt)
+        }
+    }
+
     /// The next 64 random bits (xoshiro256++).
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
@@ -103,10 +123,20 @@ impl Rng {
 pub trait NormalSource {
     /// Fills `out` with independent standard normal deviates.
     fn fill_normal<T: Real>(&mut self, out: &mut [T]) -> Result<(), crate::Error>;
+    /// Whether the source can produce deviates at all; the samplers ask before touching any
+    /// state, so that a bad source fails a call without side effects.
+    fn check(&self) -> Result<(), crate::Error> {
+        Ok(())
+    }
 }
 
 impl NormalSource for Rng {
+    /// [`Rng::check`].
+    fn check(&self) -> Result<(), crate::Error> {
+        Rng::check(self)
+    }
     fn fill_normal<T: Real>(&mut self, out: &mut [T]) -> Result<(), crate::Error> {
+        self.check()?;
         for o in out.iter_mut() {
             *o = T::from_f64(self.normal());
         }

@@ -24,7 +24,7 @@
 use crate::bridge::Bridge;
 use crate::dense::{self, MAX_DENSE_DIM};
 use crate::error::{check_len, check_room, Arg, Error};
-use crate::real::{all_finite, Real};
+use crate::real::{all_finite, check_state, Real};
 use crate::rng::NormalSource;
 
 /// A step scheme (see the module table).
@@ -84,9 +84,7 @@ impl<'c, T: Real> Clamp<'c, T> {
                 return Err(Error::InvalidIndex);
             }
         }
-        if !all_finite(values) {
-            return Err(Error::NonFiniteState);
-        }
+        check_state(values)?;
         Ok(Clamp { coords, values })
     }
     /// The clamped coordinates.
@@ -136,9 +134,8 @@ pub fn step<T: Real, N: NormalSource>(
             return Err(Error::InvalidIndex);
         }
     }
-    if !all_finite(x) {
-        return Err(Error::NonFiniteState);
-    }
+    check_state(x)?;
+    noise.check()?;
     let eps = bridge.eps();
     match scheme {
         Scheme::SmallStepIsotropic { dtau } | Scheme::SmallStepCovariance { dtau }

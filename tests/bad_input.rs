@@ -229,12 +229,15 @@ fn bridge_and_sampler_errors_are_distinct_and_write_nothing() {
             ..
         })
     ));
-    // So far from the data that |x − x_j|^2/(4ε) overflows: no NaN, an error.
+    // So large that |x − x_j|^2/(4ε) would overflow: rejected before any arithmetic, no NaN.
     assert_eq!(
         b.mean(&[1e300, 0.0], &mut out, &mut work),
-        Err(Error::NonFiniteState)
+        Err(Error::OutOfRange)
     );
     assert_eq!(out, [5.0; 2]);
+    // Admissible however far from the data: the weight falls on the nearest sample.
+    b.mean(&[1e76, 0.0], &mut out, &mut work).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()), "{out:?}");
 
     let mut sw = vec![0.0; sbridge::sampler_workspace_len(10, 2)];
     let (mut s, mut h) = ([0.1, 0.2], [3.0; 2]);
