@@ -20,8 +20,11 @@
 !> * Outputs are written only on success. The wrappers declare them intent(inout) (not
 !>   intent(out), which would make them undefined on entry) so that a failed call leaves them as
 !>   they were. Work arrays are intent(inout) scratch.
-!> * Array dummies are contiguous: a non-contiguous actual argument is copied in and out by the
-!>   compiler.
+!> * Array dummies are assumed-shape. The closure wrappers (sb_closure, sb_closure_batch,
+!>   sb_closure_ess) pass a contiguous actual argument (a whole array, a column slice z(:, i)) to
+!>   C without a copy, even from a caller's own assumed-shape dummy; a non-contiguous one is
+!>   copied in and out. The other wrappers declare contiguous dummies (the compiler copies
+!>   non-contiguous actuals).
 !>
 !> Model image alignment. The library requires the image to be 16-byte aligned
 !> (SB_IMAGE_ALIGN). sbridge_model owns it as integer(c_int64_t), allocatable :: words(:).
@@ -32,8 +35,24 @@
 !> SB_IMAGE_MISALIGNED if it is not a multiple of 16 (as sb_model_open_* would), so a platform
 !> where this fails is reported, never silently misread. Because assignment of an sbridge_model
 !> copies the image to a new address, the C handle (whose image pointer refers to the words) is
-!> re-pointed at the current words on every wrapper call (sb_handle); the checksum stored in the
-!> handle still guards against a changed image.
+!> re-pointed at the current words on every wrapper call (sb_handle). What each call checks: the
+!> image's header, head table and stored checksum field against the handle (O(heads), no value is
+!> re-read), so a replaced or re-fitted image is caught, but a value word overwritten in memory
+!> is not; sb_verify(model) re-validates every byte (checksum and values) on request.
+!>
+!> Safety nets for a time-step loop. An sb_rng_t that was never seeded (all zeros, the default
+!> value of the type) is SB_RNG_UNSEEDED; a closure call whose free coordinates include one that
+!> no head targets (1-based z_coords, or the psi block clamped instead of z) is
+!> SB_UNCOVERED_COORDINATE; a model that was never loaded, or was freed, is SB_NO_MODEL; counts
+!> above SB_MAX_COUNT (a negative sweeps or steps) are SB_COUNT_TOO_LARGE; finite values beyond
+!> 2^256 (double) / 2^32 (float) are SB_OUT_OF_RANGE before any arithmetic can overflow (so
+!> -ffpe-trap=overflow is safe); sb_closure_ess gives each head's effective sample size, which
+!> falls towards 1 when a column leaves the training data.
+!>
+!> Checkpoint and restart. The library keeps no state between calls, so a restart needs exactly
+!> what the caller holds: every column's sb_rng_t (48 bytes of plain data: write it as it is),
+!> every column's psi (the warm start of the next call), and the model image file (reload it
+!> with sb_load). A run continued from these is bit-for-bit the uninterrupted run.
 module sbridge
    use, intrinsic :: iso_c_binding
    use, intrinsic :: iso_fortran_env, only: error_unit
@@ -52,9 +71,20 @@ module sbridge
       SB_NON_FINITE_WEIGHTS = 18, SB_INVALID_LAYOUT = 19, SB_IMAGE_TRUNCATED = 20, &
       SB_IMAGE_BAD_MAGIC = 21, SB_IMAGE_UNSUPPORTED_VERSION = 22, &
       SB_IMAGE_WRONG_FLOAT_KIND = 23, SB_IMAGE_MISALIGNED = 24, SB_IMAGE_CHECKSUM = 25, &
-      SB_IMAGE_CORRUPT = 26, SB_UNSUPPORTED = 27, SB_NULL_POINTER = 100, &
+      SB_IMAGE_CORRUPT = 26, SB_UNSUPPORTED = 27, SB_RNG_UNSEEDED = 28, SB_RNG_CORRUPT = 29, &
+      SB_UNCOVERED_COORDINATE = 30, SB_OUT_OF_RANGE = 31, SB_NULL_POINTER = 100, &
       SB_MISALIGNED_POINTER = 101, SB_OVERLAPPING_BUFFERS = 102, SB_CALLBACK_FAILED = 103, &
-      SB_INVALID_ARGUMENT = 104, SB_INTERNAL_ERROR = 105
+      SB_INVALID_ARGUMENT = 104, SB_INTERNAL_ERROR = 105, SB_NO_MODEL = 106, &
+      SB_COUNT_TOO_LARGE = 107, SB_FILE_NOT_FOUND = 108, SB_FILE_EMPTY = 109, &
+      SB_NOT_A_FILE = 110, SB_FILE_UNREADABLE = 111, SB_OUT_OF_MEMORY = 112
+
+   !> The largest count (steps, sweeps, columns, deviates) a call accepts (SB_MAX_COUNT).
+   integer(c_size_t), parameter, public :: SB_MAX_COUNT = 2147483647_c_size_t
+   !> The version of the library this module was written for (sb_version_string() is the one
+   !> linked); SBRIDGE_VERSION_MAJOR/MINOR/PATCH as in sbridge.h.
+   character(len=*), parameter, public :: SBRIDGE_VERSION = "0.1.0"
+   integer, parameter, public :: SBRIDGE_VERSION_MAJOR = 0, SBRIDGE_VERSION_MINOR = 1, &
+      SBRIDGE_VERSION_PATCH = 0
 
    integer(c_int), parameter, public :: SB_MAX_HEAD_DIM = 16, SB_IMAGE_ALIGN = 16
    integer(c_int32_t), parameter, public :: SB_SCHEME_ISOTROPIC = 0, SB_SCHEME_COVARIANCE = 1, &
@@ -66,11 +96,13 @@ module sbridge
    ! ---------------------------------------------------------------------------------------------
    ! The C structs (uint32_t/uint64_t fields are the same-sized signed Fortran integers)
    ! ---------------------------------------------------------------------------------------------
-   !> SbModel: an opened model (image pointer, length, float size, checksum).
+   !> SbModel: an opened model (image pointer, length, float size, owner flag, checksum); the
+   !> default value is the empty handle (SB_NO_MODEL).
    type, bind(c), public :: sb_model_t
       type(c_ptr) :: image = c_null_ptr
       integer(c_size_t) :: image_len = 0
       integer(c_int32_t) :: float_size = 0
+      integer(c_int32_t) :: owned = 0
       integer(c_int64_t) :: checksum = 0
    end type
 
@@ -189,7 +221,9 @@ module sbridge
       sb_fit_workspace_len, sb_fit_model_f64, sb_fit_model_f32, sb_model_open_f64, &
       sb_model_open_f32, sb_model_info, sb_head_info, sb_workspace_lens, sb_rng_seed, &
       sb_rng_normals, sb_chain_f64, sb_chain_f32, sb_closure_f64, sb_closure_f32, &
-      sb_closure_batch_f64, sb_closure_batch_f32, sb_status_message, sb_version
+      sb_closure_batch_f64, sb_closure_batch_f32, sb_status_message, sb_version, &
+      sb_model_open, sb_model_verify, sb_model_load, sb_model_free, sb_training_value_f64, &
+      sb_training_value_f32, sb_closure_ess_f64, sb_closure_ess_f32
 
    interface
       ! Bridge queries (x in the head's coordinate order).
@@ -449,6 +483,31 @@ module sbridge
          type(sb_model_t), intent(inout) :: model
          integer(c_int) :: status
       end function
+      function sb_model_open(image, image_len, model) bind(c, name="sb_model_open") &
+         result(status)
+         import :: c_int, c_size_t, c_ptr, sb_model_t
+         type(c_ptr), value :: image
+         integer(c_size_t), value :: image_len
+         type(sb_model_t), intent(inout) :: model
+         integer(c_int) :: status
+      end function
+      function sb_model_verify(model) bind(c, name="sb_model_verify") result(status)
+         import :: c_int, sb_model_t
+         type(sb_model_t), intent(in) :: model
+         integer(c_int) :: status
+      end function
+      !> path: a NUL-terminated string (trim(path)//c_null_char).
+      function sb_model_load(path, model) bind(c, name="sb_model_load") result(status)
+         import :: c_int, c_char, sb_model_t
+         character(kind=c_char), intent(in) :: path(*)
+         type(sb_model_t), intent(inout) :: model
+         integer(c_int) :: status
+      end function
+      function sb_model_free(model) bind(c, name="sb_model_free") result(status)
+         import :: c_int, sb_model_t
+         type(sb_model_t), intent(inout) :: model
+         integer(c_int) :: status
+      end function
       function sb_model_info(model, out) bind(c, name="sb_model_info") result(status)
          import :: c_int, sb_model_t, sb_model_info_t
          type(sb_model_t), intent(in) :: model
@@ -466,6 +525,23 @@ module sbridge
          import :: c_int, sb_model_t, sb_workspace_lens_t
          type(sb_model_t), intent(in) :: model
          type(sb_workspace_lens_t), intent(inout) :: out
+         integer(c_int) :: status
+      end function
+
+      function sb_training_value_f64(model, j, c, out) bind(c, name="sb_training_value_f64") &
+         result(status)
+         import :: c_int, c_size_t, c_double, sb_model_t
+         type(sb_model_t), intent(in) :: model
+         integer(c_size_t), value :: j, c
+         real(c_double), intent(inout) :: out
+         integer(c_int) :: status
+      end function
+      function sb_training_value_f32(model, j, c, out) bind(c, name="sb_training_value_f32") &
+         result(status)
+         import :: c_int, c_size_t, c_float, sb_model_t
+         type(sb_model_t), intent(in) :: model
+         integer(c_size_t), value :: j, c
+         real(c_float), intent(inout) :: out
          integer(c_int) :: status
       end function
 
@@ -567,6 +643,27 @@ module sbridge
          integer(c_int) :: status
       end function
 
+      function sb_closure_ess_f64(model, z_coords, nz, z_star, psi, npsi, ess, n_ess, work, &
+         work_len) bind(c, name="sb_closure_ess_f64") result(status)
+         import :: c_int, c_size_t, c_double, sb_model_t
+         type(sb_model_t), intent(in) :: model
+         integer(c_size_t), intent(in) :: z_coords(*)
+         integer(c_size_t), value :: nz, npsi, n_ess, work_len
+         real(c_double), intent(in) :: z_star(*), psi(*)
+         real(c_double), intent(inout) :: ess(*), work(*)
+         integer(c_int) :: status
+      end function
+      function sb_closure_ess_f32(model, z_coords, nz, z_star, psi, npsi, ess, n_ess, work, &
+         work_len) bind(c, name="sb_closure_ess_f32") result(status)
+         import :: c_int, c_size_t, c_float, sb_model_t
+         type(sb_model_t), intent(in) :: model
+         integer(c_size_t), intent(in) :: z_coords(*)
+         integer(c_size_t), value :: nz, npsi, n_ess, work_len
+         real(c_float), intent(in) :: z_star(*), psi(*)
+         real(c_float), intent(inout) :: ess(*), work(*)
+         integer(c_int) :: status
+      end function
+
       ! Messages.
       function sb_status_message(status) bind(c, name="sb_status_message") result(msg)
          import :: c_ptr, c_int32_t
@@ -587,7 +684,28 @@ module sbridge
    public :: sb_layout_new_single_head, sb_layout_new_periodic_stencil, sb_layout_new_closure, &
       sb_layout_new_temporal, sb_layout_handle
    public :: sb_load, sb_save, sb_open, sb_handle, sb_info, sb_head, sb_workspace, sb_float_size
-   public :: sb_message, sb_version_string, sb_check, sb_free
+   public :: sb_message, sb_version_string, sb_check, sb_free, sb_verify
+   public :: sb_seed, sb_normals, sb_closure_ess, sb_training_value
+
+   !> status = sb_seed(rng, seed, stream): sb_rng_seed for integers of the default kind or of
+   !> kind c_int64_t (seed and stream of the same kind).
+   interface sb_seed
+      module procedure sbw_seed_default, sbw_seed_int64
+   end interface
+   !> status = sb_normals(rng, out(:)): size(out) standard normal deviates (never past the array).
+   interface sb_normals
+      module procedure sbw_normals
+   end interface
+   !> status = sb_closure_ess(model, z_coords(nz), z_star(nz), psi(npsi), ess(n_heads), work)
+   interface sb_closure_ess
+      module procedure sbw_closure_ess_f64, sbw_closure_ess_f32, sbw_closure_ess_f64_i, &
+         sbw_closure_ess_f32_i
+   end interface
+   !> status = sb_training_value(model, j, c, out): coordinate c of training sample j (0-based,
+   !> default-kind integers), out real(c_double) or real(c_float) as the model.
+   interface sb_training_value
+      module procedure sbw_training_value_f64, sbw_training_value_f32
+   end interface
 
    !> call sb_free(model_or_layout): deallocates what it owns and clears its handle. Allocatable
    !> components are freed automatically when a local variable goes out of scope; main-program
@@ -601,13 +719,15 @@ module sbridge
       module procedure sbw_fit_f64, sbw_fit_f32
    end interface
    !> status = sb_closure(model, cfg, z_coords(nz), z_star(nz), psi(npsi), rng, work)
+   !> z_coords: 0-based, integer(c_size_t) or default integer.
    interface sb_closure
-      module procedure sbw_closure_f64, sbw_closure_f32
+      module procedure sbw_closure_f64, sbw_closure_f32, sbw_closure_f64_i, sbw_closure_f32_i
    end interface
    !> status = sb_closure_batch(model, cfg, z_coords(nz), z_star(nz, ncol), psi(npsi, ncol),
    !>                           rngs(ncol), work [, failed_col])
    interface sb_closure_batch
-      module procedure sbw_closure_batch_f64, sbw_closure_batch_f32
+      module procedure sbw_closure_batch_f64, sbw_closure_batch_f32, sbw_closure_batch_f64_i, &
+         sbw_closure_batch_f32_i
    end interface
    !> status = sb_chain(model, cfg, x(d), half(d), steps, rng, work [, grad, user]
    !>                   [, clamp_coords, clamp_values] [, record_half(d, steps), record_proj])
@@ -835,7 +955,9 @@ contains
       type(sbridge_model), intent(in), target :: model
       type(sb_model_t) :: h
       h = model%handle
-      if (allocated(model%words)) h%image = c_loc(model%words)
+      ! Only an opened handle is re-pointed: a model never opened (or freed) stays the empty
+      ! handle, which every call reports as SB_NO_MODEL.
+      if (allocated(model%words) .and. c_associated(h%image)) h%image = c_loc(model%words)
    end function
 
    !> Float size recorded in the image header (8 for double, 4 for float, 0 if unknown).
@@ -853,7 +975,7 @@ contains
       type(sbridge_model), intent(inout), target :: model
       integer(c_int) :: status
       if (.not. allocated(model%words)) then
-         status = SB_NULL_POINTER
+         status = SB_NO_MODEL
          return
       end if
       if (.not. words_aligned(model)) then
@@ -867,36 +989,48 @@ contains
       end if
    end function
 
-   !> Reads a model image file (raw bytes, as written by sb_save or by a C program) and opens it.
-   !> Returns SB_OK, an image status from sb_model_open_*, or SB_INVALID_ARGUMENT when the file
-   !> cannot be read.
+   !> Reads a model image file (raw bytes, as written by sb_save or by a C program), of either
+   !> float kind, and opens it. On failure model is unchanged (a model loaded before stays
+   !> usable). Statuses: SB_OK, SB_FILE_NOT_FOUND, SB_FILE_EMPTY, SB_NOT_A_FILE (a directory),
+   !> SB_FILE_UNREADABLE, or the image status of sb_model_open (SB_IMAGE_BAD_MAGIC, ...).
    function sb_load(model, path) result(status)
       type(sbridge_model), intent(inout), target :: model
       character(len=*), intent(in) :: path
       integer(c_int) :: status
-      integer :: unit, ios
-      integer(c_int64_t) :: fsize
-      integer(c_int8_t), allocatable :: bytes(:)
-      integer(c_size_t) :: nwords
-      status = SB_INVALID_ARGUMENT
-      inquire (file=path, size=fsize)
-      if (fsize <= 0) return
-      open (newunit=unit, file=path, access='stream', form='unformatted', status='old', &
-            action='read', iostat=ios)
-      if (ios /= 0) return
-      allocate (bytes(fsize))
-      read (unit, iostat=ios) bytes
-      close (unit)
-      if (ios /= 0) return
-      call alloc_words(model, int(fsize, c_size_t))
-      nwords = int(fsize, c_size_t) / 8_c_size_t
-      if (nwords > 0) model%words(1:nwords) = transfer(bytes(1:8 * nwords), model%words, nwords)
-      if (int(fsize, c_size_t) > 8_c_size_t * nwords) then
-         model%words(nwords + 1) = transfer([bytes(8 * nwords + 1:), &
-            spread(0_c_int8_t, 1, int(8_c_size_t * (nwords + 1) - int(fsize, c_size_t)))], &
-            0_c_int64_t)
+      type(sb_model_t) :: loaded
+      type(sbridge_model), target :: fresh
+      integer(c_int8_t), pointer :: bytes(:)
+      integer(c_size_t) :: nbytes, nwords
+      integer(c_int) :: ignored
+      ! The library reads, classifies and validates the file into its own aligned buffer...
+      status = sb_model_load(trim(path)//c_null_char, loaded)
+      if (status /= SB_OK) return
+      ! ... which is copied into Fortran-owned words (so that the model is an allocatable that
+      ! is deep-copied on assignment and freed automatically) and opened there.
+      nbytes = loaded%image_len
+      call c_f_pointer(loaded%image, bytes, [nbytes])
+      call alloc_words(fresh, nbytes)
+      nwords = nbytes / 8_c_size_t
+      if (nwords > 0) fresh%words(1:nwords) = transfer(bytes(1:8 * nwords), fresh%words, nwords)
+      if (nbytes > 8_c_size_t * nwords) then
+         fresh%words(nwords + 1) = transfer([bytes(8 * nwords + 1:), &
+            spread(0_c_int8_t, 1, int(8_c_size_t * (nwords + 1) - nbytes))], 0_c_int64_t)
       end if
-      status = sb_open(model)
+      ignored = sb_model_free(loaded)
+      status = sb_open(fresh)
+      if (status /= SB_OK) return
+      call move_alloc(fresh%words, model%words)
+      model%nbytes = fresh%nbytes
+      model%handle = fresh%handle
+   end function
+
+   !> Re-validates every byte of the model's image (checksum and values), as opening it did:
+   !> SB_OK, or the status opening it now would give. See the module notes for what each call
+   !> checks without it.
+   function sb_verify(model) result(status)
+      type(sbridge_model), intent(in), target :: model
+      integer(c_int) :: status
+      status = sb_model_verify(sb_handle(model))
    end function
 
    !> Writes the model image bytes to a file.
@@ -1039,9 +1173,9 @@ contains
    function sbw_closure_f64(model, cfg, z_coords, z_star, psi, rng, work) result(status)
       type(sbridge_model), intent(in), target :: model
       type(sb_closure_config_t), intent(in) :: cfg
-      integer(c_size_t), intent(in), contiguous :: z_coords(:)
-      real(c_double), intent(in), contiguous :: z_star(:)
-      real(c_double), intent(inout), contiguous :: psi(:), work(:)
+      integer(c_size_t), intent(in) :: z_coords(:)
+      real(c_double), intent(in) :: z_star(:)
+      real(c_double), intent(inout) :: psi(:), work(:)
       type(sb_rng_t), intent(inout) :: rng
       integer(c_int) :: status
       if (size(z_star) /= size(z_coords)) then
@@ -1056,9 +1190,9 @@ contains
    function sbw_closure_f32(model, cfg, z_coords, z_star, psi, rng, work) result(status)
       type(sbridge_model), intent(in), target :: model
       type(sb_closure_config_t), intent(in) :: cfg
-      integer(c_size_t), intent(in), contiguous :: z_coords(:)
-      real(c_float), intent(in), contiguous :: z_star(:)
-      real(c_float), intent(inout), contiguous :: psi(:), work(:)
+      integer(c_size_t), intent(in) :: z_coords(:)
+      real(c_float), intent(in) :: z_star(:)
+      real(c_float), intent(inout) :: psi(:), work(:)
       type(sb_rng_t), intent(inout) :: rng
       integer(c_int) :: status
       if (size(z_star) /= size(z_coords)) then
@@ -1076,10 +1210,10 @@ contains
       result(status)
       type(sbridge_model), intent(in), target :: model
       type(sb_closure_config_t), intent(in) :: cfg
-      integer(c_size_t), intent(in), contiguous :: z_coords(:)
-      real(c_double), intent(in), contiguous :: z_star(:, :)
-      real(c_double), intent(inout), contiguous :: psi(:, :), work(:)
-      type(sb_rng_t), intent(inout), contiguous :: rngs(:)
+      integer(c_size_t), intent(in) :: z_coords(:)
+      real(c_double), intent(in) :: z_star(:, :)
+      real(c_double), intent(inout) :: psi(:, :), work(:)
+      type(sb_rng_t), intent(inout) :: rngs(:)
       integer(c_size_t), intent(inout), target, optional :: failed_col
       integer(c_int) :: status
       type(c_ptr) :: fp
@@ -1099,10 +1233,10 @@ contains
       result(status)
       type(sbridge_model), intent(in), target :: model
       type(sb_closure_config_t), intent(in) :: cfg
-      integer(c_size_t), intent(in), contiguous :: z_coords(:)
-      real(c_float), intent(in), contiguous :: z_star(:, :)
-      real(c_float), intent(inout), contiguous :: psi(:, :), work(:)
-      type(sb_rng_t), intent(inout), contiguous :: rngs(:)
+      integer(c_size_t), intent(in) :: z_coords(:)
+      real(c_float), intent(in) :: z_star(:, :)
+      real(c_float), intent(inout) :: psi(:, :), work(:)
+      type(sb_rng_t), intent(inout) :: rngs(:)
       integer(c_size_t), intent(inout), target, optional :: failed_col
       integer(c_int) :: status
       type(c_ptr) :: fp
@@ -1116,6 +1250,197 @@ contains
       status = sb_closure_batch_f32(sb_handle(model), cfg, z_coords, size(z_coords, 1, c_size_t), &
                                     size(rngs, 1, c_size_t), z_star, psi, &
                                     size(psi, 1, c_size_t), rngs, work, size(work, 1, c_size_t), fp)
+   end function
+
+   !> sb_closure with default-kind integer z_coords (0-based), copied to c_size_t on the stack.
+   function sbw_closure_f64_i(model, cfg, z_coords, z_star, psi, rng, work) result(status)
+      type(sbridge_model), intent(in), target :: model
+      type(sb_closure_config_t), intent(in) :: cfg
+      integer, intent(in) :: z_coords(:)
+      real(c_double), intent(in) :: z_star(:)
+      real(c_double), intent(inout) :: psi(:), work(:)
+      type(sb_rng_t), intent(inout) :: rng
+      integer(c_int) :: status
+      integer(c_size_t) :: zc(size(z_coords))
+      if (any(z_coords < 0)) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      zc = int(z_coords, c_size_t)
+      status = sbw_closure_f64(model, cfg, zc, z_star, psi, rng, work)
+   end function
+
+   !> sb_closure_batch with default-kind integer z_coords (0-based).
+   function sbw_closure_batch_f64_i(model, cfg, z_coords, z_star, psi, rngs, work, failed_col) &
+      result(status)
+      type(sbridge_model), intent(in), target :: model
+      type(sb_closure_config_t), intent(in) :: cfg
+      integer, intent(in) :: z_coords(:)
+      real(c_double), intent(in) :: z_star(:, :)
+      real(c_double), intent(inout) :: psi(:, :), work(:)
+      type(sb_rng_t), intent(inout) :: rngs(:)
+      integer(c_size_t), intent(inout), target, optional :: failed_col
+      integer(c_int) :: status
+      integer(c_size_t) :: zc(size(z_coords))
+      if (any(z_coords < 0)) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      zc = int(z_coords, c_size_t)
+      status = sbw_closure_batch_f64(model, cfg, zc, z_star, psi, rngs, work, failed_col)
+   end function
+
+   !> Each head's effective sample size at the closure state (z_star, psi): see
+   !> sb_closure_ess_f64 in sbridge.h. ess has one value per head; work as for sb_closure.
+   function sbw_closure_ess_f64(model, z_coords, z_star, psi, ess, work) result(status)
+      type(sbridge_model), intent(in), target :: model
+      integer(c_size_t), intent(in) :: z_coords(:)
+      real(c_double), intent(in) :: z_star(:), psi(:)
+      real(c_double), intent(inout) :: ess(:), work(:)
+      integer(c_int) :: status
+      if (size(z_star) /= size(z_coords)) then
+         status = SB_LENGTH_MISMATCH
+         return
+      end if
+      status = sb_closure_ess_f64(sb_handle(model), z_coords, size(z_coords, 1, c_size_t), &
+                                  z_star, psi, size(psi, 1, c_size_t), ess, &
+                                  size(ess, 1, c_size_t), work, size(work, 1, c_size_t))
+   end function
+
+   function sbw_closure_ess_f64_i(model, z_coords, z_star, psi, ess, work) result(status)
+      type(sbridge_model), intent(in), target :: model
+      integer, intent(in) :: z_coords(:)
+      real(c_double), intent(in) :: z_star(:), psi(:)
+      real(c_double), intent(inout) :: ess(:), work(:)
+      integer(c_int) :: status
+      integer(c_size_t) :: zc(size(z_coords))
+      if (any(z_coords < 0)) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      zc = int(z_coords, c_size_t)
+      status = sbw_closure_ess_f64(model, zc, z_star, psi, ess, work)
+   end function
+
+   !> Coordinate c of training sample j (both 0-based).
+   function sbw_training_value_f64(model, j, c, out) result(status)
+      type(sbridge_model), intent(in), target :: model
+      integer, intent(in) :: j, c
+      real(c_double), intent(inout) :: out
+      integer(c_int) :: status
+      if (j < 0 .or. c < 0) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      status = sb_training_value_f64(sb_handle(model), int(j, c_size_t), int(c, c_size_t), out)
+   end function
+
+   !> sb_closure with default-kind integer z_coords (0-based), copied to c_size_t on the stack.
+   function sbw_closure_f32_i(model, cfg, z_coords, z_star, psi, rng, work) result(status)
+      type(sbridge_model), intent(in), target :: model
+      type(sb_closure_config_t), intent(in) :: cfg
+      integer, intent(in) :: z_coords(:)
+      real(c_float), intent(in) :: z_star(:)
+      real(c_float), intent(inout) :: psi(:), work(:)
+      type(sb_rng_t), intent(inout) :: rng
+      integer(c_int) :: status
+      integer(c_size_t) :: zc(size(z_coords))
+      if (any(z_coords < 0)) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      zc = int(z_coords, c_size_t)
+      status = sbw_closure_f32(model, cfg, zc, z_star, psi, rng, work)
+   end function
+
+   !> sb_closure_batch with default-kind integer z_coords (0-based).
+   function sbw_closure_batch_f32_i(model, cfg, z_coords, z_star, psi, rngs, work, failed_col) &
+      result(status)
+      type(sbridge_model), intent(in), target :: model
+      type(sb_closure_config_t), intent(in) :: cfg
+      integer, intent(in) :: z_coords(:)
+      real(c_float), intent(in) :: z_star(:, :)
+      real(c_float), intent(inout) :: psi(:, :), work(:)
+      type(sb_rng_t), intent(inout) :: rngs(:)
+      integer(c_size_t), intent(inout), target, optional :: failed_col
+      integer(c_int) :: status
+      integer(c_size_t) :: zc(size(z_coords))
+      if (any(z_coords < 0)) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      zc = int(z_coords, c_size_t)
+      status = sbw_closure_batch_f32(model, cfg, zc, z_star, psi, rngs, work, failed_col)
+   end function
+
+   !> Each head's effective sample size at the closure state (z_star, psi): see
+   !> sb_closure_ess_f64 in sbridge.h. ess has one value per head; work as for sb_closure.
+   function sbw_closure_ess_f32(model, z_coords, z_star, psi, ess, work) result(status)
+      type(sbridge_model), intent(in), target :: model
+      integer(c_size_t), intent(in) :: z_coords(:)
+      real(c_float), intent(in) :: z_star(:), psi(:)
+      real(c_float), intent(inout) :: ess(:), work(:)
+      integer(c_int) :: status
+      if (size(z_star) /= size(z_coords)) then
+         status = SB_LENGTH_MISMATCH
+         return
+      end if
+      status = sb_closure_ess_f32(sb_handle(model), z_coords, size(z_coords, 1, c_size_t), &
+                                  z_star, psi, size(psi, 1, c_size_t), ess, &
+                                  size(ess, 1, c_size_t), work, size(work, 1, c_size_t))
+   end function
+
+   function sbw_closure_ess_f32_i(model, z_coords, z_star, psi, ess, work) result(status)
+      type(sbridge_model), intent(in), target :: model
+      integer, intent(in) :: z_coords(:)
+      real(c_float), intent(in) :: z_star(:), psi(:)
+      real(c_float), intent(inout) :: ess(:), work(:)
+      integer(c_int) :: status
+      integer(c_size_t) :: zc(size(z_coords))
+      if (any(z_coords < 0)) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      zc = int(z_coords, c_size_t)
+      status = sbw_closure_ess_f32(model, zc, z_star, psi, ess, work)
+   end function
+
+   !> Coordinate c of training sample j (both 0-based).
+   function sbw_training_value_f32(model, j, c, out) result(status)
+      type(sbridge_model), intent(in), target :: model
+      integer, intent(in) :: j, c
+      real(c_float), intent(inout) :: out
+      integer(c_int) :: status
+      if (j < 0 .or. c < 0) then
+         status = SB_INVALID_INDEX
+         return
+      end if
+      status = sb_training_value_f32(sb_handle(model), int(j, c_size_t), int(c, c_size_t), out)
+   end function
+
+   !> sb_rng_seed for default-kind integers (seed, stream >= 0 are used as unsigned values).
+   function sbw_seed_default(rng, seed, stream) result(status)
+      type(sb_rng_t), intent(inout) :: rng
+      integer, intent(in) :: seed, stream
+      integer(c_int) :: status
+      status = sb_rng_seed(int(seed, c_int64_t), int(stream, c_int64_t), rng)
+   end function
+
+   !> sb_rng_seed for integer(c_int64_t) seeds and streams (the C uint64_t bits).
+   function sbw_seed_int64(rng, seed, stream) result(status)
+      type(sb_rng_t), intent(inout) :: rng
+      integer(c_int64_t), intent(in) :: seed, stream
+      integer(c_int) :: status
+      status = sb_rng_seed(seed, stream, rng)
+   end function
+
+   !> size(out) standard normal deviates from rng (the count is the array's, so it cannot write
+   !> past it).
+   function sbw_normals(rng, out) result(status)
+      type(sb_rng_t), intent(inout) :: rng
+      real(c_double), intent(inout), contiguous :: out(:)
+      integer(c_int) :: status
+      status = sb_rng_normals(rng, out, size(out, 1, c_size_t))
    end function
 
    ! ---------------------------------------------------------------------------------------------

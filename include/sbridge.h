@@ -55,8 +55,13 @@
 // Closure call starts from a random training sample.
 #define SB_INIT_RANDOM_SAMPLE 1
 
-// The result of every C call. `SB_OK = 0` is success; codes 1–27 mirror the Rust `Error`
-// variants; codes from 100 are argument errors only the C boundary can have.
+// The largest count (`steps`, `sweeps`, `ncol`, `n`) a call accepts: `2^31 − 1`, the largest
+// default Fortran integer. A larger `size_t` is almost always a negative number converted to
+// unsigned, and is `SB_COUNT_TOO_LARGE` instead of a loop that never ends.
+#define SB_MAX_COUNT 2147483647
+
+// The result of every C call. `SB_OK = 0` is success; codes 1–31 mirror the Rust `Error`
+// variants; codes from 100 are argument, handle and file errors only the C boundary can have.
 typedef enum {
   // Success.
   SB_OK = 0,
@@ -112,8 +117,18 @@ typedef enum {
   SB_IMAGE_CHECKSUM = 25,
   // The model image sizes or offsets are inconsistent.
   SB_IMAGE_CORRUPT = 26,
-  // The operation is not supported for this model.
+  // The operation is not supported for this model (or, for file I/O, by a build without `std`).
   SB_UNSUPPORTED = 27,
+  // The RNG state is all zeros: it was never seeded (call `sb_rng_seed` first).
+  SB_RNG_UNSEEDED = 28,
+  // The RNG state is corrupt (not produced by `sb_rng_seed` or a call of this library).
+  SB_RNG_CORRUPT = 29,
+  // A free coordinate of a closure call is the target of no head: `z_coords` are wrong
+  // (1-based instead of 0-based, or the free block clamped instead of the conditioning block).
+  SB_UNCOVERED_COORDINATE = 30,
+  // A finite value beyond the admissible magnitude (2^256 for double, 2^32 for float), or a
+  // model whose kernel would overflow on admissible values: rejected before any arithmetic.
+  SB_OUT_OF_RANGE = 31,
   // A required pointer argument is null.
   SB_NULL_POINTER = 100,
   // A pointer is not aligned for its element type.
@@ -126,17 +141,40 @@ typedef enum {
   SB_INVALID_ARGUMENT = 104,
   // An internal error was caught at the boundary (please report it).
   SB_INTERNAL_ERROR = 105,
+  // The model handle holds no model: it was never opened or loaded, or it was freed.
+  SB_NO_MODEL = 106,
+  // A count (steps, sweeps, columns, deviates) exceeds `SB_MAX_COUNT` (a negative value
+  // passed as unsigned, typically).
+  SB_COUNT_TOO_LARGE = 107,
+  // The model file does not exist.
+  SB_FILE_NOT_FOUND = 108,
+  // The model file is empty.
+  SB_FILE_EMPTY = 109,
+  // The path names a directory or another non-regular file.
+  SB_NOT_A_FILE = 110,
+  // The model file exists but cannot be read (permissions, I/O error).
+  SB_FILE_UNREADABLE = 111,
+  // Memory for the model image could not be allocated.
+  SB_OUT_OF_MEMORY = 112,
 } SbStatus;
 
 // An opened model: the image it was opened from (which must not change while in use), its
 // length, its float size and checksum. Plain data, safe to copy and share between threads.
+//
+// A zeroed `SbModel` (`SbModel m = {0};`, or Fortran's default `sb_model_t`) is the empty
+// handle: every call on it returns `SB_NO_MODEL`, as after `sb_model_free`. Each call checks
+// the image's header, head table and stored checksum against the handle (O(heads)); it does not
+// re-read the values: `sb_model_verify` re-validates the whole image.
 typedef struct {
-  // The image (16-byte aligned).
+  // The image (16-byte aligned); `NULL` in the empty handle.
   const uint8_t *image;
   // Its length in bytes.
   size_t image_len;
   // 8 for a double model, 4 for a float model.
   uint32_t float_size;
+  // 1 when the image was allocated by `sb_model_load` (and is released by `sb_model_free`),
+  // 0 when it is the caller's buffer.
+  uint32_t owned;
   // The image checksum seen when it was opened.
   uint64_t checksum;
 } SbModel;
@@ -556,6 +594,31 @@ SbStatus sb_model_open_f64(const uint8_t *image, size_t image_len, SbModel *mode
 // Validates a single-precision model image (see `sb_model_open_f64`).
 SbStatus sb_model_open_f32(const uint8_t *image, size_t image_len, SbModel *model);
 
+// Validates a model image of either float kind (`sb_model_open_f64`, else `sb_model_open_f32`
+// when the image holds floats) and fills `model`.
+SbStatus sb_model_open(const uint8_t *image, size_t image_len, SbModel *model);
+
+// Re-validates the whole image behind `model` as `sb_model_open_*` did (checksum over every
+// byte, every value) and checks it is the image the handle was opened from: `SB_OK`, or the
+// status that opening it now would give (`SB_IMAGE_CHECKSUM` for changed bytes). The per-call
+// check is O(heads) and reads no values; call this after restoring an image from a checkpoint
+// or when the memory it lives in may have been overwritten. Costs one pass over the image.
+SbStatus sb_model_verify(const SbModel *model);
+
+// Reads the model image file `path` (NUL-terminated) into a 16-byte aligned buffer that the
+// library allocates, opens it whatever its float kind, and fills `model` (with `owned = 1`).
+// Release it with `sb_model_free`. On failure `model` is unchanged, so a model loaded before
+// stays usable. File statuses: `SB_FILE_NOT_FOUND`, `SB_FILE_EMPTY`, `SB_NOT_A_FILE`,
+// `SB_FILE_UNREADABLE`, `SB_OUT_OF_MEMORY`; a file longer than the image it holds is
+// `SB_IMAGE_CORRUPT`; a build without `std` (firmware) returns `SB_UNSUPPORTED`.
+SbStatus sb_model_load(const char *path, SbModel *model);
+
+// Releases an image that `sb_model_load` allocated (`owned = 1`) and sets `*model` to the empty
+// handle, so that later calls on it return `SB_NO_MODEL`; on a handle over the caller's own
+// buffer (`owned = 0`) it only empties the handle. Freeing the empty handle is `SB_OK`. Copies
+// of a loaded handle must not be used after it is freed.
+SbStatus sb_model_free(SbModel *model);
+
 // What the model holds (either float kind).
 SbStatus sb_model_info(const SbModel *model, SbModelInfo *out);
 
@@ -576,7 +639,8 @@ SbStatus sb_training_value_f32(const SbModel *model, size_t j, size_t c, float *
 // is plain data: copying it is a checkpoint that restarts bit for bit.
 SbStatus sb_rng_seed(uint64_t seed, uint64_t stream, SbRng *rng);
 
-// `n` standard normal deviates from `rng` into `out`.
+// `n` standard normal deviates from `rng` into `out` (`n <= SB_MAX_COUNT`). A state that was
+// never seeded is `SB_RNG_UNSEEDED`.
 SbStatus sb_rng_normals(SbRng *rng, double *out, size_t n);
 
 // Runs `steps` steps of the scheme in `cfg` on the state `x` (`d` doubles, in/out), writing the
@@ -679,6 +743,35 @@ SbStatus sb_closure_batch_f32(const SbModel *model,
                               float *work,
                               size_t work_len,
                               size_t *failed_col);
+
+// Extrapolation diagnostic for a closure state: the effective sample size
+// `ESS_h = 1 / sum_j w_j^2` of every head's transition weights at the state `(z_star, psi)`
+// (the arguments of `sb_closure_f64`; pass the new `psi` after a call) into `ess`
+// (`n_ess = n_heads`). `1 <= ESS_h <= M`: near 1 the state is beyond the training data and the
+// head copies its nearest training sample; log the minimum per call or per batch. Costs about
+// one sweep. `work` needs `SbWorkspaceLens.closure` doubles; `ess` is written only on success.
+SbStatus sb_closure_ess_f64(const SbModel *model,
+                            const size_t *z_coords,
+                            size_t nz,
+                            const double *z_star,
+                            const double *psi,
+                            size_t npsi,
+                            double *ess,
+                            size_t n_ess,
+                            double *work,
+                            size_t work_len);
+
+// Single-precision `sb_closure_ess_f64`.
+SbStatus sb_closure_ess_f32(const SbModel *model,
+                            const size_t *z_coords,
+                            size_t nz,
+                            const float *z_star,
+                            const float *psi,
+                            size_t npsi,
+                            float *ess,
+                            size_t n_ess,
+                            float *work,
+                            size_t work_len);
 
 // A static, NUL-terminated English message for a status code (also for unknown codes).
 const char *sb_status_message(int32_t status);

@@ -471,7 +471,7 @@ macro_rules! c_layout_probe {
 }
 
 /// Every status code.
-const STATUSES: [(SbStatus, &str); 34] = [
+const STATUSES: [(SbStatus, &str); 45] = [
     (SbStatus::SB_OK, "SB_OK"),
     (SbStatus::SB_EMPTY_DATA, "SB_EMPTY_DATA"),
     (SbStatus::SB_ZERO_DIMENSION, "SB_ZERO_DIMENSION"),
@@ -506,12 +506,23 @@ const STATUSES: [(SbStatus, &str); 34] = [
     (SbStatus::SB_IMAGE_CHECKSUM, "SB_IMAGE_CHECKSUM"),
     (SbStatus::SB_IMAGE_CORRUPT, "SB_IMAGE_CORRUPT"),
     (SbStatus::SB_UNSUPPORTED, "SB_UNSUPPORTED"),
+    (SbStatus::SB_RNG_UNSEEDED, "SB_RNG_UNSEEDED"),
+    (SbStatus::SB_RNG_CORRUPT, "SB_RNG_CORRUPT"),
+    (SbStatus::SB_UNCOVERED_COORDINATE, "SB_UNCOVERED_COORDINATE"),
+    (SbStatus::SB_OUT_OF_RANGE, "SB_OUT_OF_RANGE"),
     (SbStatus::SB_NULL_POINTER, "SB_NULL_POINTER"),
     (SbStatus::SB_MISALIGNED_POINTER, "SB_MISALIGNED_POINTER"),
     (SbStatus::SB_OVERLAPPING_BUFFERS, "SB_OVERLAPPING_BUFFERS"),
     (SbStatus::SB_CALLBACK_FAILED, "SB_CALLBACK_FAILED"),
     (SbStatus::SB_INVALID_ARGUMENT, "SB_INVALID_ARGUMENT"),
     (SbStatus::SB_INTERNAL_ERROR, "SB_INTERNAL_ERROR"),
+    (SbStatus::SB_NO_MODEL, "SB_NO_MODEL"),
+    (SbStatus::SB_COUNT_TOO_LARGE, "SB_COUNT_TOO_LARGE"),
+    (SbStatus::SB_FILE_NOT_FOUND, "SB_FILE_NOT_FOUND"),
+    (SbStatus::SB_FILE_EMPTY, "SB_FILE_EMPTY"),
+    (SbStatus::SB_NOT_A_FILE, "SB_NOT_A_FILE"),
+    (SbStatus::SB_FILE_UNREADABLE, "SB_FILE_UNREADABLE"),
+    (SbStatus::SB_OUT_OF_MEMORY, "SB_OUT_OF_MEMORY"),
 ];
 
 /// What a C compiler makes of the header — every struct's size, alignment and field offsets,
@@ -519,7 +530,7 @@ const STATUSES: [(SbStatus, &str); 34] = [
 #[test]
 fn c_and_rust_agree_on_struct_layouts_and_constants() {
     let (mut c, mut rust) = c_layout_probe! {
-        "SbModel" => SbModel { image, image_len, float_size, checksum },
+        "SbModel" => SbModel { image, image_len, float_size, owned, checksum },
         "SbLayoutSizes" => SbLayoutSizes { n_heads, nb_len, tg_len },
         "SbLayout" => SbLayout {
             d, n_heads, nb_offsets, nb_coords, nb_len, tg_offsets, tg_coords, tg_len
@@ -562,6 +573,7 @@ fn c_and_rust_agree_on_struct_layouts_and_constants() {
         ("SB_NOISE_PER_HEAD", SB_NOISE_PER_HEAD as u64),
         ("SB_INIT_WARM", SB_INIT_WARM as u64),
         ("SB_INIT_RANDOM_SAMPLE", SB_INIT_RANDOM_SAMPLE as u64),
+        ("SB_MAX_COUNT", SB_MAX_COUNT as u64),
     ] {
         c.push_str(&format!(
             "  printf(\"{name} %llu\\n\", (unsigned long long){name});\n"
@@ -637,6 +649,444 @@ fn bad_input_example_runs_clean_under_valgrind() {
     // The program prints only to stdout: anything on stderr came from the library (or a panic
     // message), which must never print.
     assert!(err.is_empty(), "stderr of bad_input is not empty:\n{err}");
+}
+
+/// silent_errors.c: each mistake of the issue "no silent wrong answers" gets its own status,
+/// natively with overflow traps on (a trap would kill the program) and valgrind-clean.
+#[test]
+fn silent_errors_c_example_gets_its_own_status_for_each_mistake() {
+    let dir = scratch("silent_errors_c");
+    let exe = dir.join("silent_errors");
+    compile_c(&example("silent_errors.c"), &exe);
+    let out = run_native(&exe, &[dir.as_os_str()]);
+    eprint!("{out}");
+    assert!(out.contains(" 0 failed"), "{out}");
+    let (out, err) = run_valgrind(&exe, &[dir.as_os_str()]);
+    assert!(out.contains(" 0 failed"), "{out}");
+    assert!(
+        err.is_empty(),
+        "stderr of silent_errors is not empty:\n{err}"
+    );
+}
+
+/// silent_errors.f90: the same mistakes through the Fortran module, compiled with
+/// `-ffpe-trap=overflow` (huge() must be rejected before it overflows) and `-fcheck=all` (any
+/// run-time check, including an array temporary created for a column slice `z(:, i)`, prints to
+/// stderr, which must stay empty).
+#[test]
+fn silent_errors_fortran_example_gets_its_own_status_for_each_mistake() {
+    require("gfortran");
+    let lib = lib();
+    let dir = scratch("silent_errors_f");
+    let exe = dir.join("silent_errors_f");
+    run_ok(
+        Command::new("gfortran")
+            .args(F_FLAGS)
+            .args(["-ffpe-trap=overflow", "-fcheck=all"])
+            .arg(format!("-J{}", dir.display()))
+            .current_dir(&dir)
+            .arg(root().join("ffi/sbridge.f90"))
+            .arg(example("silent_errors.f90"))
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(&lib.dir)
+            .args(LINK),
+    );
+    let out = run_ok(Command::new(&exe).arg(&dir));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprint!("{stdout}");
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    assert!(stderr.is_empty(), "stderr of silent_errors_f:\n{stderr}");
+}
+
+/// The Fortran module mirrors the header: every `SB_*` status and constant with the same value,
+/// every function of the header bound by `bind(c, name=...)`, and every `bind(c)` type with the
+/// size and field offsets of its C struct (measured by a Fortran program, compared with Rust's
+/// `#[repr(C)]` layout, which `c_and_rust_agree_on_struct_layouts_and_constants` ties to C).
+#[test]
+fn fortran_module_mirrors_the_header() {
+    let header = std::fs::read_to_string(root().join("include/sbridge.h")).unwrap();
+    let module = std::fs::read_to_string(root().join("ffi/sbridge.f90")).unwrap();
+    let module_lower = module.to_lowercase();
+    // `NAME = value` pairs of the header (enum entries and #defines) ...
+    let mut header_consts = Vec::new();
+    for line in header.lines() {
+        let t = line.trim().trim_end_matches(',');
+        let pair = if let Some(rest) = t.strip_prefix("#define ") {
+            rest.split_once(' ')
+        } else {
+            t.split_once(" = ")
+        };
+        if let Some((name, value)) = pair {
+            if name.starts_with("SB_") {
+                if let Ok(v) = value.trim().parse::<i64>() {
+                    header_consts.push((name.to_string(), v));
+                }
+            }
+        }
+    }
+    assert!(header_consts.len() >= 45 + 13, "{header_consts:?}");
+    // ... and of the module's parameter statements (`NAME = value[_kind]`).
+    let flat = module.replace("&\n", " ");
+    let fortran_value = |name: &str| -> Option<i64> {
+        let pat = format!("{name} = ");
+        let at = flat.find(&pat)? + pat.len();
+        let digits: String = flat[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        digits.parse().ok()
+    };
+    for (name, v) in &header_consts {
+        assert_eq!(
+            fortran_value(name),
+            Some(*v),
+            "ffi/sbridge.f90 lacks {name} = {v} (or has another value)"
+        );
+    }
+    for line in header.lines() {
+        let Some(at) = line.find(" sb_") else {
+            continue;
+        };
+        if !(line.starts_with("SbStatus ")
+            || line.starts_with("const char *")
+            || line.starts_with("size_t sb_"))
+        {
+            continue;
+        }
+        let name: String = line[at + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            module_lower.contains(&format!("name=\"{name}\"")),
+            "ffi/sbridge.f90 has no interface for {name}"
+        );
+    }
+    // Sizes and offsets of the bind(c) types.
+    // (Fortran type, C struct, fields, size, field offsets)
+    type Layout = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        usize,
+        Vec<usize>,
+    );
+    let types: [Layout; 11] = [
+        (
+            "sb_model_t",
+            "SbModel",
+            &["image", "image_len", "float_size", "owned", "checksum"],
+            size_of::<SbModel>(),
+            vec![
+                offset_of!(SbModel, image),
+                offset_of!(SbModel, image_len),
+                offset_of!(SbModel, float_size),
+                offset_of!(SbModel, owned),
+                offset_of!(SbModel, checksum),
+            ],
+        ),
+        (
+            "sb_layout_sizes_t",
+            "SbLayoutSizes",
+            &["n_heads", "nb_len", "tg_len"],
+            size_of::<SbLayoutSizes>(),
+            vec![
+                offset_of!(SbLayoutSizes, n_heads),
+                offset_of!(SbLayoutSizes, nb_len),
+                offset_of!(SbLayoutSizes, tg_len),
+            ],
+        ),
+        (
+            "sb_layout_t",
+            "SbLayout",
+            &[
+                "d",
+                "n_heads",
+                "nb_offsets",
+                "nb_coords",
+                "nb_len",
+                "tg_offsets",
+                "tg_coords",
+                "tg_len",
+            ],
+            size_of::<SbLayout>(),
+            vec![
+                offset_of!(SbLayout, d),
+                offset_of!(SbLayout, n_heads),
+                offset_of!(SbLayout, nb_offsets),
+                offset_of!(SbLayout, nb_coords),
+                offset_of!(SbLayout, nb_len),
+                offset_of!(SbLayout, tg_offsets),
+                offset_of!(SbLayout, tg_coords),
+                offset_of!(SbLayout, tg_len),
+            ],
+        ),
+        (
+            "sb_fit_config_t",
+            "SbFitConfig",
+            &["eps", "beta", "variable_bandwidth", "tol", "max_iter"],
+            size_of::<SbFitConfig>(),
+            vec![
+                offset_of!(SbFitConfig, eps),
+                offset_of!(SbFitConfig, beta),
+                offset_of!(SbFitConfig, variable_bandwidth),
+                offset_of!(SbFitConfig, tol),
+                offset_of!(SbFitConfig, max_iter),
+            ],
+        ),
+        (
+            "sb_fit_report_t",
+            "SbFitReport",
+            &["n_heads", "max_iterations", "max_residual", "image_len"],
+            size_of::<SbFitReport>(),
+            vec![
+                offset_of!(SbFitReport, n_heads),
+                offset_of!(SbFitReport, max_iterations),
+                offset_of!(SbFitReport, max_residual),
+                offset_of!(SbFitReport, image_len),
+            ],
+        ),
+        (
+            "sb_model_info_t",
+            "SbModelInfo",
+            &[
+                "d",
+                "m",
+                "n_heads",
+                "max_head_dim",
+                "eps",
+                "beta",
+                "variable_bandwidth",
+                "has_scales",
+                "float_size",
+            ],
+            size_of::<SbModelInfo>(),
+            vec![
+                offset_of!(SbModelInfo, d),
+                offset_of!(SbModelInfo, m),
+                offset_of!(SbModelInfo, n_heads),
+                offset_of!(SbModelInfo, max_head_dim),
+                offset_of!(SbModelInfo, eps),
+                offset_of!(SbModelInfo, beta),
+                offset_of!(SbModelInfo, variable_bandwidth),
+                offset_of!(SbModelInfo, has_scales),
+                offset_of!(SbModelInfo, float_size),
+            ],
+        ),
+        (
+            "sb_head_info_t",
+            "SbHeadInfo",
+            &[
+                "dim",
+                "n_targets",
+                "coords",
+                "targets",
+                "iterations",
+                "residual",
+            ],
+            size_of::<SbHeadInfo>(),
+            vec![
+                offset_of!(SbHeadInfo, dim),
+                offset_of!(SbHeadInfo, n_targets),
+                offset_of!(SbHeadInfo, coords),
+                offset_of!(SbHeadInfo, targets),
+                offset_of!(SbHeadInfo, iterations),
+                offset_of!(SbHeadInfo, residual),
+            ],
+        ),
+        (
+            "sb_workspace_lens_t",
+            "SbWorkspaceLens",
+            &["query", "chain", "closure"],
+            size_of::<SbWorkspaceLens>(),
+            vec![
+                offset_of!(SbWorkspaceLens, query),
+                offset_of!(SbWorkspaceLens, chain),
+                offset_of!(SbWorkspaceLens, closure),
+            ],
+        ),
+        (
+            "sb_rng_t",
+            "SbRng",
+            &["s", "spare", "has_spare"],
+            size_of::<Rng>(),
+            vec![
+                offset_of!(Rng, s),
+                offset_of!(Rng, spare),
+                offset_of!(Rng, has_spare),
+            ],
+        ),
+        (
+            "sb_step_config_t",
+            "SbStepConfig",
+            &["scheme", "dtau", "noise"],
+            size_of::<SbStepConfig>(),
+            vec![
+                offset_of!(SbStepConfig, scheme),
+                offset_of!(SbStepConfig, dtau),
+                offset_of!(SbStepConfig, noise),
+            ],
+        ),
+        (
+            "sb_closure_config_t",
+            "SbClosureConfig",
+            &["sweeps", "init", "scheme", "noise"],
+            size_of::<SbClosureConfig>(),
+            vec![
+                offset_of!(SbClosureConfig, sweeps),
+                offset_of!(SbClosureConfig, init),
+                offset_of!(SbClosureConfig, scheme),
+                offset_of!(SbClosureConfig, noise),
+            ],
+        ),
+    ];
+    let mut decls = String::new();
+    let mut body = String::new();
+    let mut want = Vec::new();
+    for (i, (ftype, cname, fields, size, offsets)) in types.iter().enumerate() {
+        decls.push_str(&format!("   type({ftype}), target :: v{i}\n"));
+        body.push_str(&format!(
+            "   write (*, '(a, 1x, i0)') '{cname}', c_sizeof(v{i})\n"
+        ));
+        want.push(format!("{cname} {size}"));
+        for (f, off) in fields.iter().zip(offsets) {
+            body.push_str(&format!(
+                "   write (*, '(a, 1x, i0)') '{cname}.{f}', off(c_loc(v{i}%{f}), c_loc(v{i}))\n"
+            ));
+            want.push(format!("{cname}.{f} {off}"));
+        }
+    }
+    let dir = scratch("fortran_layouts");
+    let src = dir.join("layouts.f90");
+    std::fs::write(
+        &src,
+        format!(
+            "program layouts\n   use, intrinsic :: iso_c_binding\n   use sbridge\n   implicit none\n\
+             {decls}{body}contains\n   integer(c_intptr_t) function off(a, b)\n\
+             \x20     type(c_ptr), intent(in) :: a, b\n\
+             \x20     off = transfer(a, 0_c_intptr_t) - transfer(b, 0_c_intptr_t)\n\
+             \x20  end function\nend program layouts\n"
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("layouts");
+    compile_fortran(&src, &exe, &dir);
+    let got = run_native(&exe, &[] as &[&str]);
+    let got: Vec<&str> = got.lines().map(str::trim).collect();
+    assert_eq!(got, want, "Fortran bind(c) types and C structs disagree");
+}
+
+/// The first fenced block of `lang` in README.md.
+fn readme_block(lang: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let open = format!("```{lang}\n");
+    let start = readme
+        .find(&open)
+        .unwrap_or_else(|| panic!("README has no {lang} block"))
+        + open.len();
+    let end = start + readme[start..].find("```").unwrap();
+    readme[start..end].to_string()
+}
+
+/// The README's C and Fortran quick starts compile with the strict flags, run on a closure model
+/// file (z = block 0 of a two-block layout of 4 coordinates, fitted here with the Rust API) and
+/// agree with each other and with the Rust closure call bit for bit.
+#[test]
+fn readme_quick_starts_compile_run_and_agree() {
+    let dir = scratch("quick_start");
+    let (k, m, d) = (4usize, 200usize, 8usize);
+    let mut rng = Rng::new(99, 0);
+    let data: Vec<f64> = (0..m)
+        .flat_map(|_| {
+            let z: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
+            let psi: Vec<f64> = z.iter().map(|v| 0.6 * v + 0.3 * rng.normal()).collect();
+            z.into_iter().chain(psi)
+        })
+        .collect();
+    let sizes = sbridge::layout::closure_layout_sizes(k, 2, 1);
+    let (mut a, mut b, mut c, mut e) = (
+        vec![0u32; sizes.heads + 1],
+        vec![0u32; sizes.nb],
+        vec![0u32; sizes.heads + 1],
+        vec![0u32; sizes.tg],
+    );
+    let layout = sbridge::layout::closure_layout(
+        k,
+        2,
+        1,
+        sbridge::LayoutStorage {
+            nb_offsets: &mut a,
+            nb_coords: &mut b,
+            tg_offsets: &mut c,
+            tg_coords: &mut e,
+        },
+    )
+    .unwrap();
+    let mut image = Aligned::zeroed(sbridge::image_len::<f64>(&layout, m, false, false));
+    let mut work = vec![0.0; sbridge::write_workspace_len(m)];
+    let (view, _) = sbridge::write_model(
+        image.bytes_mut(),
+        &data,
+        d,
+        None,
+        &layout,
+        &sbridge::FitConfig::new(0.2),
+        &mut work,
+    )
+    .unwrap();
+    let model_file = dir.join("model.img");
+    std::fs::write(&model_file, view.bytes()).unwrap();
+    // What the quick starts compute, through the Rust API.
+    let mut psi = [0.0; 4];
+    let mut r = Rng::new(2024, 0);
+    let mut cwork = vec![0.0; sbridge::closure_workspace_len(&view)];
+    for step in 0..10 {
+        let zs: Vec<f64> = (0..k)
+            .map(|c| 0.1 * step as f64 - 0.05 * c as f64)
+            .collect();
+        sbridge::closure(
+            &view,
+            &ClosureConfig::default(),
+            &[0, 1, 2, 3],
+            &zs,
+            &mut psi,
+            &mut r,
+            &mut cwork,
+        )
+        .unwrap();
+    }
+    let value = |out: &str| -> f64 {
+        let t = out.trim();
+        assert!(t.starts_with("success: psi[0] = "), "{t}");
+        t.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let c_src = dir.join("quick.c");
+    std::fs::write(&c_src, readme_block("c")).unwrap();
+    let c_exe = dir.join("quick_c");
+    compile_c(&c_src, &c_exe);
+    let c_out = run_native(&c_exe, &[model_file.as_os_str()]);
+    let f_src = dir.join("quick.f90");
+    std::fs::write(&f_src, readme_block("fortran")).unwrap();
+    let f_exe = dir.join("quick_f");
+    compile_fortran(&f_src, &f_exe, &dir);
+    let f_out = run_native(&f_exe, &[model_file.as_os_str()]);
+    assert_eq!(
+        value(&c_out).to_bits(),
+        psi[0].to_bits(),
+        "C quick start: {c_out}"
+    );
+    assert_eq!(
+        value(&f_out).to_bits(),
+        psi[0].to_bits(),
+        "Fortran quick start: {f_out}"
+    );
+    let (out, _) = run_valgrind(&c_exe, &[model_file.as_os_str()]);
+    assert_eq!(value(&out).to_bits(), psi[0].to_bits());
 }
 
 /// The log of one closure run (format in c_examples/lorenz96_closure.c).
@@ -1499,10 +1949,15 @@ fn check_query<T: Float>(name: &str, f: QueryFn<T>, fx: &Fixture, other: &Fixtur
         assert_eq!(st, want, "{name}: {what}");
         assert!(clean, "{name}: {what} wrote the output");
     }
-    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e200] {
+    for (bad, want) in [
+        (f64::NAN, SB_NON_FINITE_STATE),
+        (f64::INFINITY, SB_NON_FINITE_STATE),
+        (f64::NEG_INFINITY, SB_NON_FINITE_STATE),
+        (1e200, SB_OUT_OF_RANGE),
+    ] {
         let xb = [T::of(bad), T::of(0.0)];
         let (st, clean) = call(&fx.model, 0, xb.as_ptr(), 2, out_len, wl);
-        assert_eq!(st, SB_NON_FINITE_STATE, "{name}: x_0 = {bad}");
+        assert_eq!(st, want, "{name}: x_0 = {bad}");
         assert!(clean, "{name}: x_0 = {bad} wrote the output");
     }
     // Misaligned pointers (one byte off).
@@ -2769,12 +3224,12 @@ fn model_handles_reject_bad_input() {
         assert!(head.untouched());
         let forged: Vec<(&str, SbModel, SbStatus)> = vec![
             (
-                "null image",
+                "null image (the empty handle)",
                 SbModel {
                     image: null(),
                     ..fx.model
                 },
-                SB_NULL_POINTER,
+                SB_NO_MODEL,
             ),
             (
                 "checksum changed",
@@ -2863,11 +3318,15 @@ fn rng_calls_reject_bad_input() {
         let mut out = sent::<f64>(4);
         assert_eq!(
             sb_rng_normals(&mut rng, out.as_mut_ptr(), usize::MAX),
-            SB_INVALID_ARGUMENT
+            SB_COUNT_TOO_LARGE
         );
         assert_eq!(
             sb_rng_normals(&mut rng, out.as_mut_ptr(), usize::MAX / 8 + 1),
-            SB_INVALID_ARGUMENT
+            SB_COUNT_TOO_LARGE
+        );
+        assert_eq!(
+            sb_rng_normals(&mut rng, out.as_mut_ptr(), SB_MAX_COUNT + 1),
+            SB_COUNT_TOO_LARGE
         );
         // The output over the state itself.
         assert_eq!(
@@ -3079,7 +3538,7 @@ fn chains_reject_bad_input() {
         (
             "huge steps",
             chain64(&fx, &iso, None, null_mut(), None, 2, usize::MAX, cl, x0),
-            SB_INVALID_ARGUMENT,
+            SB_COUNT_TOO_LARGE,
         ),
         (
             "work_len 0",
@@ -3523,9 +3982,9 @@ fn closure_rejects_bad_input() {
             SB_NON_FINITE_STATE,
         ),
         (
-            "z* beyond every kernel",
+            "z* beyond the admissible magnitude",
             closure64(m, &cfg, &zc, 1, &[1e200], &psi0, 1, cw, &l),
-            SB_NON_FINITE_STATE,
+            SB_OUT_OF_RANGE,
         ),
         (
             "NaN warm start",
@@ -3831,14 +4290,10 @@ fn closure_batch_rejects_bad_input_and_reports_the_failing_column() {
                 failed,
             )
         };
-        assert_eq!(
-            run(usize::MAX, cw, &mut f),
-            SB_INVALID_ARGUMENT,
-            "huge ncol"
-        );
+        assert_eq!(run(usize::MAX, cw, &mut f), SB_COUNT_TOO_LARGE, "huge ncol");
         assert_eq!(
             run(usize::MAX / 16, cw, &mut f),
-            SB_INVALID_ARGUMENT,
+            SB_COUNT_TOO_LARGE,
             "huge ncol (rngs)"
         );
         assert_eq!(run(ncol, cw - 1, &mut f), SB_BUFFER_TOO_SMALL, "short work");
@@ -3907,7 +4362,7 @@ fn status_messages_and_version() {
             "{name}: {msg}"
         );
     }
-    for code in [-1, 28, 99, 106, i32::MIN, i32::MAX] {
+    for code in [-1, 32, 99, 113, i32::MIN, i32::MAX] {
         // SAFETY: as above.
         let msg = unsafe { CStr::from_ptr(sb_status_message(code)) };
         assert_eq!(msg.to_str().unwrap(), "unknown status code", "code {code}");

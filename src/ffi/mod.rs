@@ -17,6 +17,7 @@
 
 mod args;
 mod bridge;
+mod file;
 mod model;
 mod sampling;
 mod status;

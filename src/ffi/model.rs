@@ -86,17 +86,36 @@ pub struct SbFitReport {
 
 /// An opened model: the image it was opened from (which must not change while in use), its
 /// length, its float size and checksum. Plain data, safe to copy and share between threads.
+///
+/// A zeroed `SbModel` (`SbModel m = {0};`, or Fortran's default `sb_model_t`) is the empty
+/// handle: every call on it returns `SB_NO_MODEL`, as after `sb_model_free`. Each call checks
+/// the image's header, head table and stored checksum against the handle (O(heads)); it does not
+/// re-read the values: `sb_model_verify` re-validates the whole image.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SbModel {
-    /// The image (16-byte aligned).
+    /// The image (16-byte aligned); `NULL` in the empty handle.
     pub image: *const u8,
     /// Its length in bytes.
     pub image_len: usize,
     /// 8 for a double model, 4 for a float model.
     pub float_size: u32,
+    /// 1 when the image was allocated by `sb_model_load` (and is released by `sb_model_free`),
+    /// 0 when it is the caller's buffer.
+    pub owned: u32,
     /// The image checksum seen when it was opened.
     pub checksum: u64,
+}
+
+impl SbModel {
+    /// The empty handle.
+    pub(crate) const EMPTY: SbModel = SbModel {
+        image: core::ptr::null(),
+        image_len: 0,
+        float_size: 0,
+        owned: 0,
+        checksum: 0,
+    };
 }
 
 /// What a model holds.
@@ -584,6 +603,7 @@ unsafe fn open_impl<T: ImageFloat>(
             image,
             image_len: v.bytes().len(),
             float_size: core::mem::size_of::<T>() as u32,
+            owned: 0,
             checksum: model::checksum(v.bytes()),
         };
         Ok(())
@@ -613,6 +633,96 @@ pub unsafe extern "C" fn sb_model_open_f32(
     unsafe { open_impl::<f32>(image, image_len, model) }
 }
 
+/// Validates a model image of either float kind (`sb_model_open_f64`, else `sb_model_open_f32`
+/// when the image holds floats) and fills `model`.
+#[no_mangle]
+pub unsafe extern "C" fn sb_model_open(
+    image: *const u8,
+    image_len: usize,
+    model: *mut SbModel,
+) -> SbStatus {
+    // SAFETY: forwarded module contract.
+    match unsafe { open_impl::<f64>(image, image_len, model) } {
+        // SAFETY: forwarded module contract.
+        SB_IMAGE_WRONG_FLOAT_KIND => unsafe { open_impl::<f32>(image, image_len, model) },
+        s => s,
+    }
+}
+
+/// Re-validates the whole image behind `model` as `sb_model_open_*` did (checksum over every
+/// byte, every value) and checks it is the image the handle was opened from: `SB_OK`, or the
+/// status that opening it now would give (`SB_IMAGE_CHECKSUM` for changed bytes). The per-call
+/// check is O(heads) and reads no values; call this after restoring an image from a checkpoint
+/// or when the memory it lives in may have been overwritten. Costs one pass over the image.
+#[no_mangle]
+pub unsafe extern "C" fn sb_model_verify(model: *const SbModel) -> SbStatus {
+    guard(|| {
+        // SAFETY: module contract for `model`.
+        let mm = unsafe { *input_ref(model)? };
+        if mm.image.is_null() {
+            return Err(SB_NO_MODEL);
+        }
+        // SAFETY: the image an `SbModel` was opened from stays valid (module contract).
+        let bytes = unsafe { input(mm.image, mm.image_len)? };
+        let sum = match mm.float_size {
+            8 => model::checksum(ModelView::<f64>::open(bytes)?.bytes()),
+            4 => model::checksum(ModelView::<f32>::open(bytes)?.bytes()),
+            _ => return Err(SB_IMAGE_CORRUPT),
+        };
+        if sum == mm.checksum {
+            Ok(())
+        } else {
+            Err(SB_IMAGE_CHECKSUM)
+        }
+    })
+}
+
+/// Reads the model image file `path` (NUL-terminated) into a 16-byte aligned buffer that the
+/// library allocates, opens it whatever its float kind, and fills `model` (with `owned = 1`).
+/// Release it with `sb_model_free`. On failure `model` is unchanged, so a model loaded before
+/// stays usable. File statuses: `SB_FILE_NOT_FOUND`, `SB_FILE_EMPTY`, `SB_NOT_A_FILE`,
+/// `SB_FILE_UNREADABLE`, `SB_OUT_OF_MEMORY`; a file longer than the image it holds is
+/// `SB_IMAGE_CORRUPT`; a build without `std` (firmware) returns `SB_UNSUPPORTED`.
+#[no_mangle]
+pub unsafe extern "C" fn sb_model_load(
+    path: *const core::ffi::c_char,
+    model: *mut SbModel,
+) -> SbStatus {
+    guard(|| {
+        if path.is_null() {
+            return Err(SB_NULL_POINTER);
+        }
+        // SAFETY: module contract for `model` (one writable SbModel).
+        let o = unsafe { output_ref(model)? };
+        // SAFETY: `path` is a NUL-terminated string (module contract).
+        let path = unsafe { core::ffi::CStr::from_ptr(path) };
+        let loaded = super::file::load(path)?;
+        *o = loaded;
+        Ok(())
+    })
+}
+
+/// Releases an image that `sb_model_load` allocated (`owned = 1`) and sets `*model` to the empty
+/// handle, so that later calls on it return `SB_NO_MODEL`; on a handle over the caller's own
+/// buffer (`owned = 0`) it only empties the handle. Freeing the empty handle is `SB_OK`. Copies
+/// of a loaded handle must not be used after it is freed.
+#[no_mangle]
+pub unsafe extern "C" fn sb_model_free(model: *mut SbModel) -> SbStatus {
+    guard(|| {
+        // SAFETY: module contract for `model`.
+        let o = unsafe { output_ref(model)? };
+        match o.owned {
+            0 => {}
+            // SAFETY: `owned = 1` handles come from `sb_model_load`, which allocated `image`
+            // with `file::layout(image_len)`; the handle is emptied below so it is freed once.
+            1 => unsafe { super::file::release(o.image, o.image_len) },
+            _ => return Err(SB_INVALID_ARGUMENT),
+        }
+        *o = SbModel::EMPTY;
+        Ok(())
+    })
+}
+
 /// The view behind an `SbModel` of float type `T`, in O(1).
 ///
 /// # Safety
@@ -622,6 +732,9 @@ pub(crate) unsafe fn view<'a, T: ImageFloat>(
 ) -> Result<ModelView<'a, T>, SbStatus> {
     // SAFETY: module contract for `model`.
     let mm: SbModel = unsafe { *input_ref(model)? };
+    if mm.image.is_null() {
+        return Err(SB_NO_MODEL);
+    }
     if mm.float_size != 4 && mm.float_size != 8 {
         return Err(SB_IMAGE_CORRUPT);
     }
@@ -648,8 +761,11 @@ pub(crate) unsafe fn with_any_view<R>(
     f32_case: impl FnOnce(ModelView<'_, f32>) -> Result<R, SbStatus>,
 ) -> Result<R, SbStatus> {
     // SAFETY: module contract for `model`.
-    let fs = unsafe { input_ref(model)?.float_size };
-    match fs {
+    let mm = unsafe { *input_ref(model)? };
+    if mm.image.is_null() {
+        return Err(SB_NO_MODEL);
+    }
+    match mm.float_size {
         // SAFETY: forwarded contract of `view`.
         8 => f64_case(unsafe { view::<f64>(model)? }),
         // SAFETY: forwarded contract of `view`.

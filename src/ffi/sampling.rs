@@ -2,7 +2,7 @@
 
 use super::args::{input, input_opt, input_ref, output, output_opt, outputs_disjoint, Span};
 use super::model::{view, SbModel};
-use super::status::{guard, SbStatus, SbStatus::*};
+use super::status::{check_count, guard, SbStatus, SbStatus::*};
 use crate::localized::{self, ClosureConfig, ClosureInit, NoiseMode, StepKind};
 use crate::model::ImageFloat;
 use crate::rng::{NormalSource, Rng};
@@ -78,10 +78,12 @@ pub unsafe extern "C" fn sb_rng_seed(seed: u64, stream: u64, rng: *mut Rng) -> S
     })
 }
 
-/// `n` standard normal deviates from `rng` into `out`.
+/// `n` standard normal deviates from `rng` into `out` (`n <= SB_MAX_COUNT`). A state that was
+/// never seeded is `SB_RNG_UNSEEDED`.
 #[no_mangle]
 pub unsafe extern "C" fn sb_rng_normals(rng: *mut Rng, out: *mut f64, n: usize) -> SbStatus {
     guard(|| {
+        check_count(n)?;
         // SAFETY: module contract for `rng` and `out`, disjointness checked below.
         let (r, o) = unsafe { (super::args::output_ref(rng)?, output(out, n)?) };
         outputs_disjoint(&[Span::one(&*r), Span::of(&*o)], &[])?;
@@ -142,6 +144,7 @@ unsafe fn chain_impl<T: ImageFloat, G: Gradient<T>>(
         if steps == 0 {
             return Err(SB_ZERO_ITERATIONS);
         }
+        check_count(steps)?;
         let rec_len = steps.checked_mul(d).ok_or(SB_INVALID_ARGUMENT)?;
         // SAFETY: module contract for every pointer; outputs are checked disjoint below before
         // anything is written.
@@ -372,6 +375,7 @@ unsafe fn closure_impl<T: ImageFloat>(
     failed_col: *mut usize,
 ) -> SbStatus {
     guard(|| {
+        check_count(ncol)?;
         let zn = ncol.checked_mul(nz).ok_or(SB_INVALID_ARGUMENT)?;
         let pn = ncol.checked_mul(npsi).ok_or(SB_INVALID_ARGUMENT)?;
         // SAFETY: module contract for every pointer; disjointness checked below.
@@ -396,6 +400,7 @@ unsafe fn closure_impl<T: ImageFloat>(
             &[Span::of(v.bytes()), Span::of(zc), Span::of(zs)],
         )?;
         let cc = closure_config(&cfg)?;
+        check_count(cc.sweeps)?;
         let mut result = Ok(());
         for i in 0..ncol {
             let mut r = rs[i].clone();
@@ -540,6 +545,109 @@ pub unsafe extern "C" fn sb_closure_batch_f32(
     unsafe {
         closure_impl(
             model, cfg, z_coords, nz, ncol, z_star, psi, npsi, rngs, work, work_len, failed_col,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn closure_ess_impl<T: ImageFloat>(
+    model: *const SbModel,
+    z_coords: *const usize,
+    nz: usize,
+    z_star: *const T,
+    psi: *const T,
+    npsi: usize,
+    ess: *mut T,
+    n_ess: usize,
+    work: *mut T,
+    work_len: usize,
+) -> SbStatus {
+    guard(|| {
+        // SAFETY: module contract for every pointer; disjointness checked below.
+        let (v, zc, zs, ps, es, work) = unsafe {
+            (
+                view::<T>(model)?,
+                input_opt(z_coords, nz)?.unwrap_or(&[]),
+                input_opt(z_star, nz)?.unwrap_or(&[]),
+                input(psi, npsi)?,
+                output(ess, n_ess)?,
+                output(work, work_len)?,
+            )
+        };
+        if nz > 0 && (zc.is_empty() || zs.is_empty()) {
+            return Err(SB_NULL_POINTER);
+        }
+        outputs_disjoint(
+            &[Span::of(&*es), Span::of(&*work)],
+            &[
+                Span::of(v.bytes()),
+                Span::of(zc),
+                Span::of(zs),
+                Span::of(ps),
+            ],
+        )?;
+        if n_ess != v.n_heads() {
+            return Err(SB_LENGTH_MISMATCH);
+        }
+        // Computed in the work space first, so that `ess` is written only on success.
+        let n = v.n_heads();
+        let lens = localized::closure_workspace_len(&v);
+        crate::error::check_room(crate::Arg::Workspace, lens, work.len())?;
+        // Every head has a target of its own, so n <= d, and the closure's work space holds the
+        // n staged values and what `closure_ess` needs.
+        debug_assert!(lens >= n + localized::closure_ess_workspace_len(&v));
+        let (tmp, rest) = work.split_at_mut(n);
+        localized::closure_ess(&v, zc, zs, ps, tmp, rest)?;
+        es.copy_from_slice(tmp);
+        Ok(())
+    })
+}
+
+/// Extrapolation diagnostic for a closure state: the effective sample size
+/// `ESS_h = 1 / sum_j w_j^2` of every head's transition weights at the state `(z_star, psi)`
+/// (the arguments of `sb_closure_f64`; pass the new `psi` after a call) into `ess`
+/// (`n_ess = n_heads`). `1 <= ESS_h <= M`: near 1 the state is beyond the training data and the
+/// head copies its nearest training sample; log the minimum per call or per batch. Costs about
+/// one sweep. `work` needs `SbWorkspaceLens.closure` doubles; `ess` is written only on success.
+#[no_mangle]
+pub unsafe extern "C" fn sb_closure_ess_f64(
+    model: *const SbModel,
+    z_coords: *const usize,
+    nz: usize,
+    z_star: *const f64,
+    psi: *const f64,
+    npsi: usize,
+    ess: *mut f64,
+    n_ess: usize,
+    work: *mut f64,
+    work_len: usize,
+) -> SbStatus {
+    // SAFETY: forwarded module contract.
+    unsafe {
+        closure_ess_impl(
+            model, z_coords, nz, z_star, psi, npsi, ess, n_ess, work, work_len,
+        )
+    }
+}
+
+/// Single-precision `sb_closure_ess_f64`.
+#[no_mangle]
+pub unsafe extern "C" fn sb_closure_ess_f32(
+    model: *const SbModel,
+    z_coords: *const usize,
+    nz: usize,
+    z_star: *const f32,
+    psi: *const f32,
+    npsi: usize,
+    ess: *mut f32,
+    n_ess: usize,
+    work: *mut f32,
+    work_len: usize,
+) -> SbStatus {
+    // SAFETY: forwarded module contract.
+    unsafe {
+        closure_ess_impl(
+            model, z_coords, nz, z_star, psi, npsi, ess, n_ess, work, work_len,
         )
     }
 }

@@ -3,8 +3,8 @@
 use crate::error::Error;
 use core::ffi::c_char;
 
-/// The result of every C call. `SB_OK = 0` is success; codes 1–27 mirror the Rust `Error`
-/// variants; codes from 100 are argument errors only the C boundary can have.
+/// The result of every C call. `SB_OK = 0` is success; codes 1–31 mirror the Rust `Error`
+/// variants; codes from 100 are argument, handle and file errors only the C boundary can have.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +63,18 @@ pub enum SbStatus {
     SB_IMAGE_CHECKSUM = 25,
     /// The model image sizes or offsets are inconsistent.
     SB_IMAGE_CORRUPT = 26,
-    /// The operation is not supported for this model.
+    /// The operation is not supported for this model (or, for file I/O, by a build without `std`).
     SB_UNSUPPORTED = 27,
+    /// The RNG state is all zeros: it was never seeded (call `sb_rng_seed` first).
+    SB_RNG_UNSEEDED = 28,
+    /// The RNG state is corrupt (not produced by `sb_rng_seed` or a call of this library).
+    SB_RNG_CORRUPT = 29,
+    /// A free coordinate of a closure call is the target of no head: `z_coords` are wrong
+    /// (1-based instead of 0-based, or the free block clamped instead of the conditioning block).
+    SB_UNCOVERED_COORDINATE = 30,
+    /// A finite value beyond the admissible magnitude (2^256 for double, 2^32 for float), or a
+    /// model whose kernel would overflow on admissible values: rejected before any arithmetic.
+    SB_OUT_OF_RANGE = 31,
     /// A required pointer argument is null.
     SB_NULL_POINTER = 100,
     /// A pointer is not aligned for its element type.
@@ -77,6 +87,35 @@ pub enum SbStatus {
     SB_INVALID_ARGUMENT = 104,
     /// An internal error was caught at the boundary (please report it).
     SB_INTERNAL_ERROR = 105,
+    /// The model handle holds no model: it was never opened or loaded, or it was freed.
+    SB_NO_MODEL = 106,
+    /// A count (steps, sweeps, columns, deviates) exceeds `SB_MAX_COUNT` (a negative value
+    /// passed as unsigned, typically).
+    SB_COUNT_TOO_LARGE = 107,
+    /// The model file does not exist.
+    SB_FILE_NOT_FOUND = 108,
+    /// The model file is empty.
+    SB_FILE_EMPTY = 109,
+    /// The path names a directory or another non-regular file.
+    SB_NOT_A_FILE = 110,
+    /// The model file exists but cannot be read (permissions, I/O error).
+    SB_FILE_UNREADABLE = 111,
+    /// Memory for the model image could not be allocated.
+    SB_OUT_OF_MEMORY = 112,
+}
+
+/// The largest count (`steps`, `sweeps`, `ncol`, `n`) a call accepts: `2^31 − 1`, the largest
+/// default Fortran integer. A larger `size_t` is almost always a negative number converted to
+/// unsigned, and is `SB_COUNT_TOO_LARGE` instead of a loop that never ends.
+pub const SB_MAX_COUNT: usize = 2_147_483_647;
+
+/// `SB_COUNT_TOO_LARGE` unless `n <= SB_MAX_COUNT`.
+pub(crate) fn check_count(n: usize) -> Result<(), SbStatus> {
+    if n <= SB_MAX_COUNT {
+        Ok(())
+    } else {
+        Err(SB_COUNT_TOO_LARGE)
+    }
 }
 
 use SbStatus::*;
@@ -111,6 +150,14 @@ impl From<Error> for SbStatus {
             Error::ImageChecksum => SB_IMAGE_CHECKSUM,
             Error::ImageCorrupt => SB_IMAGE_CORRUPT,
             Error::Unsupported => SB_UNSUPPORTED,
+            Error::RngUnseeded => SB_RNG_UNSEEDED,
+            Error::RngCorrupt => SB_RNG_CORRUPT,
+            Error::UncoveredCoordinate => SB_UNCOVERED_COORDINATE,
+            Error::OutOfRange => SB_OUT_OF_RANGE,
+            // `Error` is non-exhaustive; a kind added without a code of its own is still an
+            // error, never success.
+            #[allow(unreachable_patterns)]
+            _ => SB_INTERNAL_ERROR,
         }
     }
 }
@@ -133,13 +180,20 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), SbStatus>) -> SbStatus {
 #[no_mangle]
 pub extern "C" fn sb_status_message(status: i32) -> *const c_char {
     let msg: &'static core::ffi::CStr = match status {
-        0..=27 => crate::error::MESSAGES[status as usize],
+        0..=31 => crate::error::MESSAGES[status as usize],
         100 => c"a required pointer argument is null",
         101 => c"a pointer is not aligned for its element type",
         102 => c"an output buffer overlaps another buffer of the same call",
         103 => c"the caller's callback returned a non-zero status",
         104 => c"an enumeration value or size is out of range",
         105 => c"internal error caught at the C boundary",
+        106 => c"no model: the handle was never opened or loaded, or it was freed",
+        107 => c"a count (steps, sweeps, columns, deviates) exceeds SB_MAX_COUNT = 2^31 - 1 (negative?)",
+        108 => c"model file not found",
+        109 => c"model file is empty",
+        110 => c"the path is a directory or another non-regular file, not a model file",
+        111 => c"model file cannot be read (permissions or I/O error)",
+        112 => c"out of memory for the model image",
         _ => c"unknown status code",
     };
     msg.as_ptr()
