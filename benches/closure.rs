@@ -1,4 +1,4 @@
-//! `cargo bench --bench closure`: the closure call (DESIGN.md §1, closure sampler; issue #4) on
+//! `cargo bench --bench closure`: the closure call on
 //! the slow/closure layout of paper 000 §5.1 — `K = 12` heads of `d_α = 6` over the 24-dimensional
 //! state `(z, ψ)`, `M = 5000` and `M = 40 000`, `n_c = 100` sweeps, `f64` and `f32` — timed per
 //! call, per head-step and per kernel evaluation, with the ratio to a NumPy implementation of the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NumPy reference of the closure call (localized sweep, DESIGN.md §1), for `cargo bench --bench closure`.
+"""NumPy reference of the closure call (the localized sweep), for `cargo bench --bench closure`.
 
 The bench writes a problem directory (the model image's per-head arrays, see `load`) and runs
 

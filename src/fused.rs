@@ -1,6 +1,6 @@
 //! The fused pass: one sweep over the samples of a bridge (or of one head) that computes, for a
 //! query `x`, the distances, the logits, their shifted exponentials and the weighted sums of the
-//! requested target coordinates together, without writing a row of `M` values (DESIGN §6).
+//! requested target coordinates together, without writing a row of `M` values.
 //!
 //! ```text
 //! s_j = Σ_c w_c (x_c − x^(j)_c)^2                   (w_c = 1/s_c^2; the product is skipped when w ≡ 1)
