@@ -77,7 +77,6 @@ fn path_of(p: &CStr) -> Result<&std::path::Path, SbStatus> {
 /// Reads and opens the image file at `path` (see `sb_model_load`).
 #[cfg(feature = "std")]
 pub(crate) fn load(path: &CStr) -> Result<SbModel, SbStatus> {
-    use crate::model::{checksum, ModelView};
     use std::io::{ErrorKind, Read};
     let path = path_of(path)?;
     let not_read = |e: std::io::Error| match e.kind() {
@@ -96,24 +95,16 @@ pub(crate) fn load(path: &CStr) -> Result<SbModel, SbStatus> {
     let mut file = std::fs::File::open(path).map_err(not_read)?;
     file.read_exact(buf.bytes_mut())
         .map_err(|_| SB_FILE_UNREADABLE)?;
-    let (float_size, used, sum) = match ModelView::<f64>::open(buf.bytes()) {
-        Ok(v) => (8, v.bytes().len(), checksum(v.bytes())),
-        Err(crate::Error::ImageWrongFloatKind) => {
-            let v = ModelView::<f32>::open(buf.bytes())?;
-            (4, v.bytes().len(), checksum(v.bytes()))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if used != len {
+    let handle = super::model::handle_of_any(buf.bytes())?;
+    if handle.image_len != len {
         // Trailing bytes: not the file of one image.
         return Err(SB_IMAGE_CORRUPT);
     }
+    let image = buf.into_raw();
     Ok(SbModel {
-        image: buf.into_raw(),
-        image_len: len,
-        float_size,
+        image,
         owned: 1,
-        checksum: sum,
+        ..handle
     })
 }
 

@@ -589,23 +589,37 @@ pub unsafe extern "C" fn sb_fit_model_f32(
     }
 }
 
-unsafe fn open_impl<T: ImageFloat>(
+/// The handle of a validated image of float type `T` (`owned = 0`).
+pub(crate) fn handle_of<T: ImageFloat>(bytes: &[u8]) -> Result<SbModel, SbStatus> {
+    let v = ModelView::<T>::open(bytes)?;
+    Ok(SbModel {
+        image: bytes.as_ptr(),
+        image_len: v.bytes().len(),
+        float_size: core::mem::size_of::<T>() as u32,
+        owned: 0,
+        checksum: model::checksum(v.bytes()),
+    })
+}
+
+/// The handle of a validated image of either float kind.
+pub(crate) fn handle_of_any(bytes: &[u8]) -> Result<SbModel, SbStatus> {
+    match handle_of::<f64>(bytes) {
+        Err(SB_IMAGE_WRONG_FLOAT_KIND) => handle_of::<f32>(bytes),
+        r => r,
+    }
+}
+
+unsafe fn open_impl(
     image: *const u8,
     image_len: usize,
     out: *mut SbModel,
+    open: fn(&[u8]) -> Result<SbModel, SbStatus>,
 ) -> SbStatus {
     guard(|| {
         // SAFETY: module contract for `image` and `out`.
         let (bytes, o) = unsafe { (input(image, image_len)?, output_ref(out)?) };
         disjoint(Span::one(&*o), &[Span::of(bytes)])?;
-        let v = ModelView::<T>::open(bytes)?;
-        *o = SbModel {
-            image,
-            image_len: v.bytes().len(),
-            float_size: core::mem::size_of::<T>() as u32,
-            owned: 0,
-            checksum: model::checksum(v.bytes()),
-        };
+        *o = open(bytes)?;
         Ok(())
     })
 }
@@ -619,7 +633,7 @@ pub unsafe extern "C" fn sb_model_open_f64(
     model: *mut SbModel,
 ) -> SbStatus {
     // SAFETY: forwarded module contract.
-    unsafe { open_impl::<f64>(image, image_len, model) }
+    unsafe { open_impl(image, image_len, model, handle_of::<f64>) }
 }
 
 /// Validates a single-precision model image (see `sb_model_open_f64`).
@@ -630,7 +644,7 @@ pub unsafe extern "C" fn sb_model_open_f32(
     model: *mut SbModel,
 ) -> SbStatus {
     // SAFETY: forwarded module contract.
-    unsafe { open_impl::<f32>(image, image_len, model) }
+    unsafe { open_impl(image, image_len, model, handle_of::<f32>) }
 }
 
 /// Validates a model image of either float kind (`sb_model_open_f64`, else `sb_model_open_f32`
@@ -642,11 +656,7 @@ pub unsafe extern "C" fn sb_model_open(
     model: *mut SbModel,
 ) -> SbStatus {
     // SAFETY: forwarded module contract.
-    match unsafe { open_impl::<f64>(image, image_len, model) } {
-        // SAFETY: forwarded module contract.
-        SB_IMAGE_WRONG_FLOAT_KIND => unsafe { open_impl::<f32>(image, image_len, model) },
-        s => s,
-    }
+    unsafe { open_impl(image, image_len, model, handle_of_any) }
 }
 
 /// Re-validates the whole image behind `model` as `sb_model_open_*` did (checksum over every
@@ -664,12 +674,12 @@ pub unsafe extern "C" fn sb_model_verify(model: *const SbModel) -> SbStatus {
         }
         // SAFETY: the image an `SbModel` was opened from stays valid (module contract).
         let bytes = unsafe { input(mm.image, mm.image_len)? };
-        let sum = match mm.float_size {
-            8 => model::checksum(ModelView::<f64>::open(bytes)?.bytes()),
-            4 => model::checksum(ModelView::<f32>::open(bytes)?.bytes()),
+        let now = match mm.float_size {
+            8 => handle_of::<f64>(bytes)?,
+            4 => handle_of::<f32>(bytes)?,
             _ => return Err(SB_IMAGE_CORRUPT),
         };
-        if sum == mm.checksum {
+        if now.checksum == mm.checksum {
             Ok(())
         } else {
             Err(SB_IMAGE_CHECKSUM)
