@@ -767,184 +767,38 @@ fn fortran_module_mirrors_the_header() {
             "ffi/sbridge.f90 has no interface for {name}"
         );
     }
-    // Sizes and offsets of the bind(c) types.
-    // (Fortran type, C struct, fields, size, field offsets)
-    type Layout = (
-        &'static str,
-        &'static str,
-        &'static [&'static str],
-        usize,
-        Vec<usize>,
-    );
-    let types: [Layout; 11] = [
-        (
-            "sb_model_t",
-            "SbModel",
-            &["image", "image_len", "float_size", "owned", "checksum"],
-            size_of::<SbModel>(),
-            vec![
-                offset_of!(SbModel, image),
-                offset_of!(SbModel, image_len),
-                offset_of!(SbModel, float_size),
-                offset_of!(SbModel, owned),
-                offset_of!(SbModel, checksum),
-            ],
-        ),
-        (
-            "sb_layout_sizes_t",
-            "SbLayoutSizes",
-            &["n_heads", "nb_len", "tg_len"],
-            size_of::<SbLayoutSizes>(),
-            vec![
-                offset_of!(SbLayoutSizes, n_heads),
-                offset_of!(SbLayoutSizes, nb_len),
-                offset_of!(SbLayoutSizes, tg_len),
-            ],
-        ),
-        (
-            "sb_layout_t",
-            "SbLayout",
-            &[
-                "d",
-                "n_heads",
-                "nb_offsets",
-                "nb_coords",
-                "nb_len",
-                "tg_offsets",
-                "tg_coords",
-                "tg_len",
-            ],
-            size_of::<SbLayout>(),
-            vec![
-                offset_of!(SbLayout, d),
-                offset_of!(SbLayout, n_heads),
-                offset_of!(SbLayout, nb_offsets),
-                offset_of!(SbLayout, nb_coords),
-                offset_of!(SbLayout, nb_len),
-                offset_of!(SbLayout, tg_offsets),
-                offset_of!(SbLayout, tg_coords),
-                offset_of!(SbLayout, tg_len),
-            ],
-        ),
-        (
-            "sb_fit_config_t",
-            "SbFitConfig",
-            &["eps", "beta", "variable_bandwidth", "tol", "max_iter"],
-            size_of::<SbFitConfig>(),
-            vec![
-                offset_of!(SbFitConfig, eps),
-                offset_of!(SbFitConfig, beta),
-                offset_of!(SbFitConfig, variable_bandwidth),
-                offset_of!(SbFitConfig, tol),
-                offset_of!(SbFitConfig, max_iter),
-            ],
-        ),
-        (
-            "sb_fit_report_t",
-            "SbFitReport",
-            &["n_heads", "max_iterations", "max_residual", "image_len"],
-            size_of::<SbFitReport>(),
-            vec![
-                offset_of!(SbFitReport, n_heads),
-                offset_of!(SbFitReport, max_iterations),
-                offset_of!(SbFitReport, max_residual),
-                offset_of!(SbFitReport, image_len),
-            ],
-        ),
-        (
-            "sb_model_info_t",
-            "SbModelInfo",
-            &[
-                "d",
-                "m",
-                "n_heads",
-                "max_head_dim",
-                "eps",
-                "beta",
-                "variable_bandwidth",
-                "has_scales",
-                "float_size",
-            ],
-            size_of::<SbModelInfo>(),
-            vec![
-                offset_of!(SbModelInfo, d),
-                offset_of!(SbModelInfo, m),
-                offset_of!(SbModelInfo, n_heads),
-                offset_of!(SbModelInfo, max_head_dim),
-                offset_of!(SbModelInfo, eps),
-                offset_of!(SbModelInfo, beta),
-                offset_of!(SbModelInfo, variable_bandwidth),
-                offset_of!(SbModelInfo, has_scales),
-                offset_of!(SbModelInfo, float_size),
-            ],
-        ),
-        (
-            "sb_head_info_t",
-            "SbHeadInfo",
-            &[
-                "dim",
-                "n_targets",
-                "coords",
-                "targets",
-                "iterations",
-                "residual",
-            ],
-            size_of::<SbHeadInfo>(),
-            vec![
-                offset_of!(SbHeadInfo, dim),
-                offset_of!(SbHeadInfo, n_targets),
-                offset_of!(SbHeadInfo, coords),
-                offset_of!(SbHeadInfo, targets),
-                offset_of!(SbHeadInfo, iterations),
-                offset_of!(SbHeadInfo, residual),
-            ],
-        ),
-        (
-            "sb_workspace_lens_t",
-            "SbWorkspaceLens",
-            &["query", "chain", "closure"],
-            size_of::<SbWorkspaceLens>(),
-            vec![
-                offset_of!(SbWorkspaceLens, query),
-                offset_of!(SbWorkspaceLens, chain),
-                offset_of!(SbWorkspaceLens, closure),
-            ],
-        ),
-        (
-            "sb_rng_t",
-            "SbRng",
-            &["s", "spare", "has_spare"],
-            size_of::<Rng>(),
-            vec![
-                offset_of!(Rng, s),
-                offset_of!(Rng, spare),
-                offset_of!(Rng, has_spare),
-            ],
-        ),
-        (
-            "sb_step_config_t",
-            "SbStepConfig",
-            &["scheme", "dtau", "noise"],
-            size_of::<SbStepConfig>(),
-            vec![
-                offset_of!(SbStepConfig, scheme),
-                offset_of!(SbStepConfig, dtau),
-                offset_of!(SbStepConfig, noise),
-            ],
-        ),
-        (
-            "sb_closure_config_t",
-            "SbClosureConfig",
-            &["sweeps", "init", "scheme", "noise"],
-            size_of::<SbClosureConfig>(),
-            vec![
-                offset_of!(SbClosureConfig, sweeps),
-                offset_of!(SbClosureConfig, init),
-                offset_of!(SbClosureConfig, scheme),
-                offset_of!(SbClosureConfig, noise),
-            ],
-        ),
-    ];
+    // Sizes and offsets of the bind(c) types: (Fortran type, C struct, fields, size, offsets).
+    macro_rules! fortran_layouts {
+        ($( $ftype:literal => $cname:literal: $rty:ty { $($field:ident),* } ),* $(,)?) => {
+            [$( ($ftype, $cname, vec![$(stringify!($field)),*], size_of::<$rty>(),
+                 vec![$(offset_of!($rty, $field)),*]) ),*]
+        };
+    }
+    let types = fortran_layouts! {
+        "sb_model_t" => "SbModel": SbModel { image, image_len, float_size, owned, checksum },
+        "sb_layout_sizes_t" => "SbLayoutSizes": SbLayoutSizes { n_heads, nb_len, tg_len },
+        "sb_layout_t" => "SbLayout": SbLayout {
+            d, n_heads, nb_offsets, nb_coords, nb_len, tg_offsets, tg_coords, tg_len
+        },
+        "sb_fit_config_t" => "SbFitConfig": SbFitConfig {
+            eps, beta, variable_bandwidth, tol, max_iter
+        },
+        "sb_fit_report_t" => "SbFitReport": SbFitReport {
+            n_heads, max_iterations, max_residual, image_len
+        },
+        "sb_model_info_t" => "SbModelInfo": SbModelInfo {
+            d, m, n_heads, max_head_dim, eps, beta, variable_bandwidth, has_scales, float_size
+        },
+        "sb_head_info_t" => "SbHeadInfo": SbHeadInfo {
+            dim, n_targets, coords, targets, iterations, residual
+        },
+        "sb_workspace_lens_t" => "SbWorkspaceLens": SbWorkspaceLens { query, chain, closure },
+        "sb_rng_t" => "SbRng": Rng { s, spare, has_spare },
+        "sb_step_config_t" => "SbStepConfig": SbStepConfig { scheme, dtau, noise },
+        "sb_closure_config_t" => "SbClosureConfig": SbClosureConfig {
+            sweeps, init, scheme, noise
+        },
+    };
     let mut decls = String::new();
     let mut body = String::new();
     let mut want = Vec::new();
@@ -981,6 +835,31 @@ fn fortran_module_mirrors_the_header() {
     assert_eq!(got, want, "Fortran bind(c) types and C structs disagree");
 }
 
+/// The CSR arrays of `closure_layout(k, 2, 1)` (two blocks of `k`, heads for the second).
+fn closure_layout_arrays(k: usize) -> [Vec<u32>; 4] {
+    let sizes = sbridge::layout::closure_layout_sizes(k, 2, 1);
+    let mut a = [
+        vec![0u32; sizes.heads + 1],
+        vec![0u32; sizes.nb],
+        vec![0u32; sizes.heads + 1],
+        vec![0u32; sizes.tg],
+    ];
+    let [p, q, r, t] = &mut a;
+    let storage = sbridge::LayoutStorage {
+        nb_offsets: p,
+        nb_coords: q,
+        tg_offsets: r,
+        tg_coords: t,
+    };
+    sbridge::layout::closure_layout(k, 2, 1, storage).unwrap();
+    a
+}
+
+/// The layout over arrays from [`closure_layout_arrays`].
+fn closure_layout_of(k: usize, a: &[Vec<u32>; 4]) -> sbridge::HeadLayout<'_> {
+    sbridge::HeadLayout::new(2 * k, &a[0], &a[1], &a[2], &a[3]).unwrap()
+}
+
 /// The first fenced block of `lang` in README.md.
 fn readme_block(lang: &str) -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
@@ -1008,25 +887,8 @@ fn readme_quick_starts_compile_run_and_agree() {
             z.into_iter().chain(psi)
         })
         .collect();
-    let sizes = sbridge::layout::closure_layout_sizes(k, 2, 1);
-    let (mut a, mut b, mut c, mut e) = (
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.nb],
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.tg],
-    );
-    let layout = sbridge::layout::closure_layout(
-        k,
-        2,
-        1,
-        sbridge::LayoutStorage {
-            nb_offsets: &mut a,
-            nb_coords: &mut b,
-            tg_offsets: &mut c,
-            tg_coords: &mut e,
-        },
-    )
-    .unwrap();
+    let arrays = closure_layout_arrays(k);
+    let layout = closure_layout_of(k, &arrays);
     let mut image = Aligned::zeroed(sbridge::image_len::<f64>(&layout, m, false, false));
     let mut work = vec![0.0; sbridge::write_workspace_len(m)];
     let (view, _) = sbridge::write_model(
@@ -1253,25 +1115,8 @@ fn check_image_refit(image: &[u8], train: &Path) {
     }
     assert!(scales.iter().all(|s| s.is_finite()));
     let k = d / 2;
-    let sizes = sbridge::layout::closure_layout_sizes(k, 2, 1);
-    let (mut a, mut bb, mut c, mut dd) = (
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.nb],
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.tg],
-    );
-    let layout = sbridge::layout::closure_layout(
-        k,
-        2,
-        1,
-        sbridge::LayoutStorage {
-            nb_offsets: &mut a,
-            nb_coords: &mut bb,
-            tg_offsets: &mut c,
-            tg_coords: &mut dd,
-        },
-    )
-    .unwrap();
+    let arrays = closure_layout_arrays(k);
+    let layout = closure_layout_of(k, &arrays);
     let mut out = Aligned::zeroed(image.len());
     let mut work = vec![0.0; sbridge::write_workspace_len(m)];
     sbridge::write_model(
