@@ -1226,7 +1226,7 @@ fn main() {
     println!();
     println!(
         "== closure_batch of {BATCH} columns, per column (the columns run one after the other; \
-         every column's psi equals closure's bit for bit, tests/localized.rs) =="
+         every column's psi equals closure's bit for bit, tests/api/localized.rs) =="
     );
     println!(
         "  {:<5} {:>6} {:>12} {:>12} {:>8} {:>14}",

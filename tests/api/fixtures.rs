@@ -2,7 +2,7 @@
 //! that README states: Sinkhorn scaling, weights, conditional mean and covariance, variable
 //! bandwidth, and the split-step samplers driven by the fixtures' own normals.
 
-mod common;
+use crate::common;
 use common::*;
 
 use sbridge::{

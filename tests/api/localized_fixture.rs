@@ -2,7 +2,7 @@
 //! scalings, the localized mean, and the localized sampler (global noise, plain and conditional)
 //! driven by the fixture's normals, through the model image.
 
-mod common;
+use crate::common;
 use common::*;
 
 use sbridge::{

@@ -2,7 +2,7 @@
 //! whose moments are known, with stated thresholds and Monte-Carlo errors.
 //!
 //! Every threshold is explained where it is asserted; every test prints the numbers it judges
-//! (`cargo test --release --test statistics -- --nocapture`). Seeds are fixed, so the tests are
+//! (`cargo test --release --test api -- statistics:: --nocapture`). Seeds are fixed, so the tests are
 //! deterministic; the robustness notes in the comments come from re-running the same experiments
 //! with other seeds.
 //!
@@ -21,7 +21,7 @@ use sbridge::{
 use std::f64::consts::{FRAC_PI_4, PI};
 use std::sync::OnceLock;
 
-/// Owned storage for a fit, so tests can hold bridges (the pattern of `tests/invariants.rs`).
+/// Owned storage for a fit, so tests can hold bridges (the pattern of `tests/api/invariants.rs`).
 struct Owned {
     data: Vec<f64>,
     d: usize,

@@ -1566,7 +1566,7 @@ fn committed_fuzz_seeds_open() {
         assert!(
             a.is_ok() || b.is_ok(),
             "{name} no longer opens ({a:?} / {b:?}): regenerate with \
-             `cargo test --test model_image -- --ignored write_fuzz_seeds`"
+             `cargo test --test api -- --ignored write_fuzz_seeds`"
         );
     }
 }

@@ -135,7 +135,7 @@ fn fit_model<'b>(
     if let Some(t) = tol {
         cfg.sinkhorn.tol = t;
     }
-    // Heads fit on two threads: the same bytes as `write_model` (tests/localized_fixture.rs).
+    // Heads fit on two threads: the same bytes as `write_model` (tests/api/localized_fixture.rs).
     let (view, rep) = sbridge::model::write_model_threaded(
         bytemuck::cast_slice_mut(store),
         data,
