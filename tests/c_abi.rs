@@ -20,49 +20,18 @@ use sbridge::{ClosureConfig, ClosureInit, ModelView, NoiseMode, Rng, StepKind};
 use std::ffi::{c_void, CStr, OsStr};
 use std::mem::{align_of, offset_of, size_of};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::ptr::{null, null_mut};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+#[path = "common/tools.rs"]
+mod tools;
+use tools::*;
+
 // =================================================================================================
 // Tools, the static library, compiling and running
 // =================================================================================================
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("c_abi")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
-    d
-}
-
-/// Fails (never skips) when a tool is missing.
-fn require(tool: &str) {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let hint = match tool {
-        "gfortran" | "valgrind" => "run `.ci/install-c-tools` as root (it apt-gets both)",
-        _ => "install it with the system package manager",
-    };
-    assert!(
-        found,
-        "`{tool}` is not installed: {hint}, then rerun the tests"
-    );
-}
-
-fn cc_cmd() -> String {
-    std::env::var("CC").unwrap_or_else(|_| "cc".into())
-}
 
 fn cxx_cmd() -> String {
     std::env::var("CXX").unwrap_or_else(|_| "c++".into())
@@ -114,8 +83,8 @@ fn json_str_array(line: &str, key: &str) -> Vec<String> {
 
 fn build_lib() -> Result<Lib, String> {
     let t0 = Instant::now();
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_abi-cargo");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+    let target_dir = c_lib_target_dir();
+    let cargo = cargo_cmd();
     let out = Command::new(&cargo)
         .arg("rustc")
         .arg("--manifest-path")
@@ -204,21 +173,6 @@ const F_FLAGS: [&str; 8] = [
     "-fimplicit-none",
 ];
 const LINK: [&str; 4] = ["-lsbridge", "-lm", "-lpthread", "-ldl"];
-
-/// Runs a command to completion; panics with its output unless it succeeds.
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Compiles a C example against the committed header and the static library.
 fn compile_c(src: &Path, exe: &Path) {
@@ -835,120 +789,26 @@ fn fortran_module_mirrors_the_header() {
     assert_eq!(got, want, "Fortran bind(c) types and C structs disagree");
 }
 
-/// The CSR arrays of `closure_layout(k, 2, 1)` (two blocks of `k`, heads for the second).
-fn closure_layout_arrays(k: usize) -> [Vec<u32>; 4] {
-    let sizes = sbridge::layout::closure_layout_sizes(k, 2, 1);
-    let mut a = [
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.nb],
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.tg],
-    ];
-    let [p, q, r, t] = &mut a;
-    let storage = sbridge::LayoutStorage {
-        nb_offsets: p,
-        nb_coords: q,
-        tg_offsets: r,
-        tg_coords: t,
-    };
-    sbridge::layout::closure_layout(k, 2, 1, storage).unwrap();
-    a
-}
-
-/// The layout over arrays from [`closure_layout_arrays`].
-fn closure_layout_of(k: usize, a: &[Vec<u32>; 4]) -> sbridge::HeadLayout<'_> {
-    sbridge::HeadLayout::new(2 * k, &a[0], &a[1], &a[2], &a[3]).unwrap()
-}
-
-/// The first fenced block of `lang` in README.md.
-fn readme_block(lang: &str) -> String {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let open = format!("```{lang}\n");
-    let start = readme
-        .find(&open)
-        .unwrap_or_else(|| panic!("README has no {lang} block"))
-        + open.len();
-    let end = start + readme[start..].find("```").unwrap();
-    readme[start..end].to_string()
-}
-
 /// The README's C and Fortran quick starts compile with the strict flags, run on a closure model
 /// file (z = block 0 of a two-block layout of 4 coordinates, fitted here with the Rust API) and
 /// agree with each other and with the Rust closure call bit for bit.
 #[test]
 fn readme_quick_starts_compile_run_and_agree() {
     let dir = scratch("quick_start");
-    let (k, m, d) = (4usize, 200usize, 8usize);
-    let mut rng = Rng::new(99, 0);
-    let data: Vec<f64> = (0..m)
-        .flat_map(|_| {
-            let z: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
-            let psi: Vec<f64> = z.iter().map(|v| 0.6 * v + 0.3 * rng.normal()).collect();
-            z.into_iter().chain(psi)
-        })
-        .collect();
-    let arrays = closure_layout_arrays(k);
-    let layout = closure_layout_of(k, &arrays);
-    let mut image = Aligned::zeroed(sbridge::image_len::<f64>(&layout, m, false, false));
-    let mut work = vec![0.0; sbridge::write_workspace_len(m)];
-    let (view, _) = sbridge::write_model(
-        image.bytes_mut(),
-        &data,
-        d,
-        None,
-        &layout,
-        &sbridge::FitConfig::new(0.2),
-        &mut work,
-    )
-    .unwrap();
-    let model_file = dir.join("model.img");
-    std::fs::write(&model_file, view.bytes()).unwrap();
-    // What the quick starts compute, through the Rust API.
-    let mut psi = [0.0; 4];
-    let mut r = Rng::new(2024, 0);
-    let mut cwork = vec![0.0; sbridge::closure_workspace_len(&view)];
-    for step in 0..10 {
-        let zs: Vec<f64> = (0..k)
-            .map(|c| 0.1 * step as f64 - 0.05 * c as f64)
-            .collect();
-        sbridge::closure(
-            &view,
-            &ClosureConfig::default(),
-            &[0, 1, 2, 3],
-            &zs,
-            &mut psi,
-            &mut r,
-            &mut cwork,
-        )
-        .unwrap();
-    }
-    let value = |out: &str| -> f64 {
-        let t = out.trim();
-        assert!(t.starts_with("success: psi[0] = "), "{t}");
-        t.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let quick = QuickStart::new(&dir);
+    let model_file = quick.model_file.as_os_str();
     let c_src = dir.join("quick.c");
     std::fs::write(&c_src, readme_block("c")).unwrap();
     let c_exe = dir.join("quick_c");
     compile_c(&c_src, &c_exe);
-    let c_out = run_native(&c_exe, &[model_file.as_os_str()]);
+    quick.check("C quick start", &run_native(&c_exe, &[model_file]));
     let f_src = dir.join("quick.f90");
     std::fs::write(&f_src, readme_block("fortran")).unwrap();
     let f_exe = dir.join("quick_f");
     compile_fortran(&f_src, &f_exe, &dir);
-    let f_out = run_native(&f_exe, &[model_file.as_os_str()]);
-    assert_eq!(
-        value(&c_out).to_bits(),
-        psi[0].to_bits(),
-        "C quick start: {c_out}"
-    );
-    assert_eq!(
-        value(&f_out).to_bits(),
-        psi[0].to_bits(),
-        "Fortran quick start: {f_out}"
-    );
-    let (out, _) = run_valgrind(&c_exe, &[model_file.as_os_str()]);
-    assert_eq!(value(&out).to_bits(), psi[0].to_bits());
+    quick.check("Fortran quick start", &run_native(&f_exe, &[model_file]));
+    let (out, _) = run_valgrind(&c_exe, &[model_file]);
+    quick.check("C quick start under valgrind", &out);
 }
 
 /// The log of one closure run (format in c_examples/lorenz96_closure.c).
@@ -996,34 +856,6 @@ fn read_log(path: &Path) -> ClosureLog {
         psi0: f[1..1 + k].to_vec(),
         z,
         psi,
-    }
-}
-
-/// A 16-byte aligned copy of an image.
-struct Aligned(Vec<u128>, usize);
-
-impl Aligned {
-    fn new(bytes: &[u8]) -> Self {
-        let mut v = vec![0u128; bytes.len().div_ceil(16)];
-        Self::bytes_of_mut(&mut v)[..bytes.len()].copy_from_slice(bytes);
-        Aligned(v, bytes.len())
-    }
-    fn zeroed(len: usize) -> Self {
-        Aligned(vec![0u128; len.div_ceil(16) + 1], len)
-    }
-    fn bytes_of_mut(v: &mut [u128]) -> &mut [u8] {
-        bytemuck::cast_slice_mut(v)
-    }
-    fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.0)[..self.1]
-    }
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        let n = self.1;
-        &mut Self::bytes_of_mut(&mut self.0)[..n]
-    }
-    /// Room including 16 spare bytes (for misaligned placement).
-    fn spare_mut(&mut self) -> &mut [u8] {
-        Self::bytes_of_mut(&mut self.0)
     }
 }
 
@@ -1294,7 +1126,7 @@ fn makefile_and_pkg_config_link_an_outside_model() {
     require("gfortran");
     let lib = lib();
     let dir = scratch("makefile");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+    let cargo = cargo_cmd();
     run_ok(
         Command::new("make")
             .arg("-C")

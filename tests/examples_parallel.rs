@@ -32,60 +32,21 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+#[path = "common/tools.rs"]
+mod tools;
+use tools::{c_lib_target_dir, cargo_cmd, cc_cmd, require, root, scratch};
+
 // =================================================================================================
 // Tools, the static library, compiling and running
 // =================================================================================================
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn example(name: &str) -> PathBuf {
     root().join("c_examples").join(name)
 }
 
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("examples_parallel")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
-    d
-}
-
-/// Fails (never skips) when a tool is missing.
-fn require(tool: &str) {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is not installed: run `.ci/install-c-tools` as root (it installs gfortran, \
-         valgrind and MPICH when missing), then rerun the tests"
-    );
-}
-
-fn cc_cmd() -> String {
-    std::env::var("CC").unwrap_or_else(|_| "cc".into())
-}
-
-fn cargo_cmd() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string())
-}
-
-/// The nested cargo build's target directory (shared with tests/c_abi.rs, see the header).
-fn lib_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_abi-cargo")
-}
-
 fn build_lib() -> Result<PathBuf, String> {
     let t0 = Instant::now();
-    let target_dir = lib_target_dir();
+    let target_dir = c_lib_target_dir();
     let out = Command::new(cargo_cmd())
         .arg("rustc")
         .arg("--manifest-path")
