@@ -1330,12 +1330,14 @@ fn one_clamp_rule_for_single_head_and_localized_models() {
 }
 
 /// `closure_batch`: every column's ψ and RNG state are those of `closure` on it alone, bit for
-/// bit, for an odd number of columns, both initialisations, f64 and f32, with per-coordinate
-/// scales (the coordinate-major fused pass); a failing column stops the batch with its error,
-/// earlier columns done, it and later ones untouched.
+/// bit, for 1 to 9 columns, both initialisations, both noise modes, a fixed and a variable
+/// bandwidth, f64 and f32, with per-coordinate scales (the coordinate-major fused pass) and
+/// M = 257 (a partial last chunk); a failing column stops the batch with its error, earlier
+/// columns done, it and later ones untouched; a short work space is refused before any column
+/// runs.
 #[test]
 fn closure_batch_columns_equal_single_calls_bit_for_bit_and_stop_at_the_failing_one() {
-    fn run<T: sbridge::ImageFloat>() {
+    fn run<T: sbridge::ImageFloat>(beta: Option<f64>) {
         let mut rng = Rng::new(21, 0);
         let (k, m) = (4usize, 257usize);
         let lay = OwnedLayout::build(layout::closure_layout_sizes(k, 2, 1), |st| {
@@ -1344,9 +1346,12 @@ fn closure_batch_columns_equal_single_calls_bit_for_bit_and_stop_at_the_failing_
         let d = lay.view().d();
         let x: Vec<T> = (0..m * d).map(|_| T::from_f64(rng.normal())).collect();
         let scales: Vec<T> = (0..d).map(|c| T::from_f64(0.5 + 0.1 * c as f64)).collect();
-        let len = image_len::<T>(&lay.view(), m, false, true);
+        let len = image_len::<T>(&lay.view(), m, beta.is_some(), true);
         let mut store = vec![0u128; len.div_ceil(16)];
-        let cfg_fit = FitConfig::new(T::from_f64(0.3));
+        let mut cfg_fit = FitConfig::new(T::from_f64(0.3));
+        if let Some(b) = beta {
+            cfg_fit = cfg_fit.with_beta(T::from_f64(b));
+        }
         let (model, _) = sbridge::model::write_model_threaded(
             bytemuck::cast_slice_mut(&mut store),
             &x,
@@ -1358,66 +1363,106 @@ fn closure_batch_columns_equal_single_calls_bit_for_bit_and_stop_at_the_failing_
         )
         .unwrap();
         let z_coords: Vec<usize> = (0..k).collect();
-        let ncol = 5;
-        let z_star: Vec<T> = (0..ncol * k)
+        let max_col = 9;
+        let z_star: Vec<T> = (0..max_col * k)
             .map(|_| T::from_f64(0.5 * rng.normal()))
             .collect();
-        let psi0: Vec<T> = (0..ncol * k)
+        let psi0: Vec<T> = (0..max_col * k)
             .map(|_| T::from_f64(0.3 * rng.normal()))
             .collect();
         let mut work = vec![T::ZERO; closure_workspace_len(&model)];
-        for init in [ClosureInit::Warm, ClosureInit::RandomSample] {
-            let cfg = ClosureConfig {
-                sweeps: 7,
-                init,
-                ..ClosureConfig::default()
-            };
-            let mut rngs: Vec<Rng> = (0..ncol).map(|i| Rng::new(5, i as u64)).collect();
-            let mut psi = psi0.clone();
-            sbridge::closure_batch(
-                &model, &cfg, &z_coords, &z_star, &mut psi, &mut rngs, &mut work,
-            )
-            .unwrap();
-            for i in 0..ncol {
-                let mut r = Rng::new(5, i as u64);
-                let mut p = psi0[i * k..(i + 1) * k].to_vec();
-                let z = &z_star[i * k..(i + 1) * k];
-                closure(&model, &cfg, &z_coords, z, &mut p, &mut r, &mut work).unwrap();
-                let same = p
-                    .iter()
-                    .zip(&psi[i * k..(i + 1) * k])
-                    .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits());
-                assert!(
-                    same,
-                    "{} {init:?}: column {i} differs from closure",
-                    T::NAME
-                );
-                assert!(r == rngs[i], "column {i}: RNG state differs");
+        let bits = |v: &[T]| v.iter().map(|a| a.to_f64().to_bits()).collect::<Vec<_>>();
+        for ncol in 1..=max_col {
+            for init in [ClosureInit::Warm, ClosureInit::RandomSample] {
+                for noise in [NoiseMode::Global, NoiseMode::PerHead] {
+                    let cfg = ClosureConfig {
+                        sweeps: 7,
+                        init,
+                        noise,
+                        ..ClosureConfig::default()
+                    };
+                    let name = format!(
+                        "{} beta {beta:?} {ncol} columns {init:?} {noise:?}",
+                        T::NAME
+                    );
+                    let mut rngs: Vec<Rng> = (0..ncol).map(|i| Rng::new(5, i as u64)).collect();
+                    let mut psi = psi0[..ncol * k].to_vec();
+                    sbridge::closure_batch(
+                        &model,
+                        &cfg,
+                        &z_coords,
+                        &z_star[..ncol * k],
+                        &mut psi,
+                        &mut rngs,
+                        &mut work,
+                    )
+                    .unwrap();
+                    for i in 0..ncol {
+                        let mut r = Rng::new(5, i as u64);
+                        let mut p = psi0[i * k..(i + 1) * k].to_vec();
+                        let z = &z_star[i * k..(i + 1) * k];
+                        closure(&model, &cfg, &z_coords, z, &mut p, &mut r, &mut work).unwrap();
+                        assert_eq!(
+                            bits(&p),
+                            bits(&psi[i * k..(i + 1) * k]),
+                            "{name}: column {i} differs from closure"
+                        );
+                        assert!(r == rngs[i], "{name}: column {i}: RNG state differs");
+                    }
+                }
             }
         }
-        // Column 3 (the second of the second pair) has a non-finite warm start: columns 0..3 are
-        // done, column 3 is the error, its ψ and RNG and column 4 untouched.
+        // Column 5 has a non-finite warm start: columns 0..5 are done, column 5 is the error, its ψ and RNG and the later columns untouched.
+        let ncol = 7;
         let cfg = ClosureConfig {
             sweeps: 3,
             ..ClosureConfig::default()
         };
-        let mut psi = psi0.clone();
-        psi[3 * k] = T::from_f64(f64::NAN);
+        let mut psi = psi0[..ncol * k].to_vec();
+        psi[5 * k] = T::from_f64(f64::NAN);
         let before = psi.clone();
         let mut rngs: Vec<Rng> = (0..ncol).map(|i| Rng::new(6, i as u64)).collect();
         let err = sbridge::closure_batch(
-            &model, &cfg, &z_coords, &z_star, &mut psi, &mut rngs, &mut work,
+            &model,
+            &cfg,
+            &z_coords,
+            &z_star[..ncol * k],
+            &mut psi,
+            &mut rngs,
+            &mut work,
         );
         assert_eq!(err, Err(sbridge::Error::NonFiniteState));
         for i in 0..ncol {
-            let changed = psi[i * k..(i + 1) * k]
-                .iter()
-                .zip(&before[i * k..(i + 1) * k])
-                .any(|(a, b)| a.to_f64().to_bits() != b.to_f64().to_bits());
-            assert_eq!(changed, i < 3, "column {i}");
-            assert_eq!(rngs[i] != Rng::new(6, i as u64), i < 3, "column {i} RNG");
+            let changed = bits(&psi[i * k..(i + 1) * k]) != bits(&before[i * k..(i + 1) * k]);
+            assert_eq!(changed, i < 5, "column {i}");
+            assert_eq!(rngs[i] != Rng::new(6, i as u64), i < 5, "column {i} RNG");
         }
+        // A work space short of closure_workspace_len is refused before any column runs.
+        let short = closure_workspace_len(&model) - 1;
+        let mut psi = psi0[..ncol * k].to_vec();
+        let err = sbridge::closure_batch(
+            &model,
+            &cfg,
+            &z_coords,
+            &z_star[..ncol * k],
+            &mut psi,
+            &mut rngs,
+            &mut work[..short],
+        );
+        assert!(
+            matches!(
+                err,
+                Err(sbridge::Error::BufferTooSmall {
+                    arg: sbridge::Arg::Workspace,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(bits(&psi), bits(&psi0[..ncol * k]));
     }
-    run::<f64>();
-    run::<f32>();
+    run::<f64>(None);
+    run::<f32>(None);
+    run::<f64>(Some(-0.2));
+    run::<f32>(Some(-0.2));
 }
