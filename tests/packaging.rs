@@ -68,27 +68,48 @@ fn soname() -> String {
     }
 }
 
+/// The `-D` arguments that point a configure of this tree at `cargo test`'s cargo and the
+/// test's cargo target directory.
+fn cargo_defines() -> [String; 2] {
+    [
+        format!("-DSBRIDGE_CARGO={}", cargo_cmd()),
+        format!(
+            "-DSBRIDGE_CARGO_TARGET_DIR={}",
+            cmake_cargo_target_dir().display()
+        ),
+    ]
+}
+
+/// Configures `source` into `build` with extra `-D` arguments and builds it.
+fn cmake_build(what: &str, source: &Path, build: &Path, defines: &[String]) {
+    timed(
+        &format!("{what}: configure"),
+        Command::new("cmake")
+            .arg("-S")
+            .arg(source)
+            .arg("-B")
+            .arg(build)
+            .args(defines),
+    );
+    timed(
+        &format!("{what}: build"),
+        Command::new("cmake").arg("--build").arg(build),
+    );
+}
+
 /// Configures, builds and installs the package into `prefix`; returns the build directory.
 fn install(dir: &Path, prefix: &Path) -> PathBuf {
     let build = dir.join("build");
-    timed(
-        "cmake configure",
-        Command::new("cmake")
-            .arg("-S")
-            .arg(root())
-            .arg("-B")
-            .arg(&build)
-            .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display()))
-            .arg("-DCMAKE_INSTALL_LIBDIR=lib")
-            .arg(format!("-DSBRIDGE_CARGO={}", cargo_cmd()))
-            .arg(format!(
-                "-DSBRIDGE_CARGO_TARGET_DIR={}",
-                cmake_cargo_target_dir().display()
-            )),
-    );
-    timed(
-        "cmake --build (cargo and the Fortran module)",
-        Command::new("cmake").arg("--build").arg(&build),
+    let mut defines = vec![
+        format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display()),
+        "-DCMAKE_INSTALL_LIBDIR=lib".to_string(),
+    ];
+    defines.extend(cargo_defines());
+    cmake_build(
+        "sbridge (cargo and the Fortran module)",
+        &root(),
+        &build,
+        &defines,
     );
     timed(
         "cmake --install",
@@ -97,31 +118,30 @@ fn install(dir: &Path, prefix: &Path) -> PathBuf {
     build
 }
 
-/// A consumer CMake project in `dir`: `cmakelists` plus the README's quick starts.
-fn consumer_project(dir: &Path, cmakelists: &str) {
+/// The README's C and Fortran quick starts as `dir/quick.c` and `dir/quick.f90`.
+fn write_quick_starts(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("CMakeLists.txt"), cmakelists).unwrap();
     std::fs::write(dir.join("quick.c"), readme_block("c")).unwrap();
     std::fs::write(dir.join("quick.f90"), readme_block("fortran")).unwrap();
+}
+
+/// A consumer CMake project in `dir`: `cmakelists` plus the README's quick starts.
+fn consumer_project(dir: &Path, cmakelists: &str) {
+    write_quick_starts(dir);
+    std::fs::write(dir.join("CMakeLists.txt"), cmakelists).unwrap();
 }
 
 /// Configures and builds a consumer project with extra `-D` arguments.
 fn build_consumer(what: &str, dir: &Path, defines: &[String]) -> PathBuf {
     let build = dir.join("build");
-    timed(
-        &format!("{what}: configure"),
-        Command::new("cmake")
-            .arg("-S")
-            .arg(dir)
-            .arg("-B")
-            .arg(&build)
-            .args(defines),
-    );
-    timed(
-        &format!("{what}: build"),
-        Command::new("cmake").arg("--build").arg(&build),
-    );
+    cmake_build(what, dir, &build, defines);
     build
+}
+
+/// The dynamic section of an ELF file (`readelf -d`).
+fn dynamic_section(path: &Path) -> String {
+    let out = run_ok(Command::new("readelf").arg("-d").arg(path));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn run_program(exe: &Path, quick: &QuickStart) -> String {
@@ -144,7 +164,7 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> Vec<String> {
 
 #[test]
 fn cmake_install_serves_find_package_pkg_config_and_add_subdirectory() {
-    for tool in ["cmake", "pkg-config", "gfortran", &cc_cmd()] {
+    for tool in ["cmake", "pkg-config", "gfortran", "readelf", &cc_cmd()] {
         require(tool);
     }
     let dir = scratch("install");
@@ -181,17 +201,11 @@ fn cmake_install_serves_find_package_pkg_config_and_add_subdirectory() {
         std::fs::read(root().join("include/sbridge.h")).unwrap(),
         "the installed header is not the committed one"
     );
-    let readelf = Command::new("readelf")
-        .arg("-d")
-        .arg(prefix.join(format!("lib/libsbridge.so.{version}")))
-        .output();
-    if let Ok(out) = readelf {
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains(&format!("[{so}]")),
-            "the shared library's soname is not {so}:\n{text}"
-        );
-    }
+    let text = dynamic_section(&prefix.join(format!("lib/libsbridge.so.{version}")));
+    assert!(
+        text.contains(&format!("[{so}]")),
+        "the shared library's soname is not {so}:\n{text}"
+    );
 
     // find_package: the README's CMake block, plus a program on the shared library.
     let readme_cmake = readme_block("cmake");
@@ -222,9 +236,7 @@ fn cmake_install_serves_find_package_pkg_config_and_add_subdirectory() {
     let libdir = pkg_config(&prefix, &["--variable=libdir", "sbridge"]).join("");
     let rpath = format!("-Wl,-rpath,{libdir}");
     let pc_dir = dir.join("pkg-config");
-    std::fs::create_dir_all(&pc_dir).unwrap();
-    std::fs::write(pc_dir.join("quick.c"), readme_block("c")).unwrap();
-    std::fs::write(pc_dir.join("quick.f90"), readme_block("fortran")).unwrap();
+    write_quick_starts(&pc_dir);
     run_ok(
         Command::new(cc_cmd())
             .current_dir(&pc_dir)
@@ -247,17 +259,11 @@ fn cmake_install_serves_find_package_pkg_config_and_add_subdirectory() {
         let out = run_program(&pc_dir.join(exe), &quick);
         quick.check(&format!("pkg-config {exe}"), &out);
     }
-    let needed = Command::new("readelf")
-        .arg("-d")
-        .arg(pc_dir.join("quick_c"))
-        .output();
-    if let Ok(out) = needed {
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains(&format!("Shared library: [{so}]")),
-            "the pkg-config program does not load {so}:\n{text}"
-        );
-    }
+    let text = dynamic_section(&pc_dir.join("quick_c"));
+    assert!(
+        text.contains(&format!("Shared library: [{so}]")),
+        "the pkg-config program does not load {so}:\n{text}"
+    );
 
     // add_subdirectory of the source tree: the same target names.
     let sub = dir.join("subdirectory");
@@ -272,17 +278,7 @@ fn cmake_install_serves_find_package_pkg_config_and_add_subdirectory() {
         root().display()
     );
     consumer_project(&sub, &cmakelists);
-    let build = build_consumer(
-        "add_subdirectory consumer",
-        &sub,
-        &[
-            format!("-DSBRIDGE_CARGO={}", cargo_cmd()),
-            format!(
-                "-DSBRIDGE_CARGO_TARGET_DIR={}",
-                cmake_cargo_target_dir().display()
-            ),
-        ],
-    );
+    let build = build_consumer("add_subdirectory consumer", &sub, &cargo_defines());
     for exe in ["quick_c", "quick_f"] {
         let out = run_program(&build.join(exe), &quick);
         quick.check(&format!("add_subdirectory consumer {exe}"), &out);
