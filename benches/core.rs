@@ -33,6 +33,8 @@ const TOL_F64: f64 = 1e-9;
 const TOL_F32: f64 = 1e-5;
 /// The crate's default over-relaxation of the Sinkhorn update.
 const OMEGA: f64 = 4.0 / 3.0;
+/// The default update: `(ω, Anderson depth)` of `SinkhornOptions::new`.
+const DEFAULT_UPDATE: (f64, u32) = (OMEGA, 4);
 /// Half-width of the data box: samples are uniform in `[-1.5, 1.5]^d`, as in the script.
 const BOX: f64 = 1.5;
 /// Bridge-step queries are uniform in `[-0.5, 0.5]^d`, as in the script.
@@ -330,13 +332,14 @@ struct SinkhornTiming {
     path: &'static str,
 }
 
-/// Times `sinkhorn` (or `sinkhorn_threaded` with `threads > 1`) with over-relaxation `omega`.
+/// Times `sinkhorn` (or `sinkhorn_threaded` with `threads > 1`) with over-relaxation `omega` and
+/// Anderson depth `anderson`.
 fn time_sinkhorn<T: Real>(
     data64: &[f64],
     d: usize,
     cached: bool,
     reps: usize,
-    omega: f64,
+    (omega, anderson): (f64, u32),
     threads: usize,
 ) -> SinkhornTiming {
     let data: Vec<T> = cast(data64);
@@ -345,6 +348,7 @@ fn time_sinkhorn<T: Real>(
     let tol = if T::NAME == "f32" { TOL_F32 } else { TOL_F64 };
     let opts = SinkhornOptions {
         relaxation: T::from_f64(omega),
+        anderson,
         ..SinkhornOptions::new(T::from_f64(tol), 1000)
     };
     let mut log_v = vec![T::ZERO; m];
@@ -690,6 +694,11 @@ fn main() {
          (f32), data ~ U(-1.5, 1.5)^d =="
     );
         println!(
+            "  default update: omega = 4/3 with Anderson depth 4 (\"no AA\": depth 0; \"w=1\": the \
+             reference iteration); each kernel entry pair is evaluated once (symmetric pass); \
+             ns/ent = time / ((iter + 2) M^2)"
+        );
+        println!(
             "  {:<5} {:>5} {:>2} {:<11} {:>10} {:>6} {:>10} {:>5} {:>9} {:>7} {:>7} {:>9} {:>7} \
              {:>7} {:>9}",
             "dtype",
@@ -755,29 +764,39 @@ fn main() {
                     }
                 }
                 for dtype in ["f64", "f32"] {
-                    // (cached, omega, threads): the default path, the cached kernel, the rows on
-                    // two threads, and the reference iteration (omega = 1) for its update count.
-                    let variants: &[(bool, f64, usize)] = if dtype == "f64" {
+                    // (cached, (omega, anderson), threads): the default path, the cached kernel,
+                    // the blocks on two threads, the relaxed update without Anderson, and the
+                    // reference iteration (omega = 1, no Anderson) for its update count.
+                    let variants: &[(bool, (f64, u32), usize)] = if dtype == "f64" {
                         &[
-                            (false, OMEGA, 1),
-                            (true, OMEGA, 1),
-                            (false, OMEGA, 2),
-                            (false, 1.0, 1),
+                            (false, DEFAULT_UPDATE, 1),
+                            (true, DEFAULT_UPDATE, 1),
+                            (false, DEFAULT_UPDATE, 2),
+                            (false, (OMEGA, 0), 1),
+                            (false, (1.0, 0), 1),
                         ]
                     } else {
-                        &[(false, OMEGA, 1), (true, OMEGA, 1)]
+                        &[(false, DEFAULT_UPDATE, 1), (true, DEFAULT_UPDATE, 1)]
                     };
-                    for &(cached, omega, threads) in variants {
+                    for &(cached, update, threads) in variants {
                         let mut t = if dtype == "f64" {
-                            time_sinkhorn::<f64>(&data, d, cached, reps, omega, threads)
+                            time_sinkhorn::<f64>(&data, d, cached, reps, update, threads)
                         } else {
-                            time_sinkhorn::<f32>(&data, d, cached, reps, omega, threads)
+                            time_sinkhorn::<f32>(&data, d, cached, reps, update, threads)
                         };
-                        t.path = match (cached, threads, omega == 1.0) {
-                            (true, _, _) => "cached",
-                            (false, 1, false) => "free",
-                            (false, _, false) => "free 2 thr",
-                            (false, _, true) => "free w=1",
+                        let omega = update.0;
+                        t.path = if cached {
+                            "cached"
+                        } else if update != DEFAULT_UPDATE {
+                            if omega == 1.0 {
+                                "free w=1"
+                            } else {
+                                "free no AA"
+                            }
+                        } else if threads == 1 {
+                            "free"
+                        } else {
+                            "free 2 thr"
                         };
                         let passes = (t.iterations as f64 + 2.0) * (m * m) as f64;
                         let ns_entry = t.stat.median * 1e9 / passes;
@@ -812,6 +831,7 @@ fn main() {
                         Json::new("sinkhorn")
                             .s("impl", &format!("sbridge-{}", t.path))
                             .n("relaxation", Some(omega))
+                            .u("anderson", update.1 as usize)
                             .u("threads", threads)
                             .s("dtype", dtype)
                             .u("m", m)
@@ -859,7 +879,7 @@ fn main() {
             let mut rng = Rng::new(3, (m * 10 + d) as u64);
             let data = uniform(&mut rng, m * d, BOX);
             for threads in [1usize, 2] {
-                let t = time_sinkhorn::<f64>(&data, d, false, 1, OMEGA, threads);
+                let t = time_sinkhorn::<f64>(&data, d, false, 1, DEFAULT_UPDATE, threads);
                 let passes = (t.iterations as f64 + 2.0) * (m * m) as f64;
                 let ns_entry = t.stat.median * 1e9 / passes;
                 println!(
@@ -895,6 +915,7 @@ fn main() {
                     .n("eps", Some(EPS))
                     .n("tol", Some(TOL_F64))
                     .n("relaxation", Some(OMEGA))
+                    .u("anderson", DEFAULT_UPDATE.1 as usize)
                     .u("threads", threads)
                     .b("converged", t.converged)
                     .u("iterations", t.iterations as usize)

@@ -50,6 +50,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub(crate) mod anderson;
 pub mod bandwidth;
 pub mod bridge;
 pub mod dataset;

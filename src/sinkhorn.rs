@@ -6,11 +6,12 @@
 //! row sums of `P` at the current `g` are
 //!
 //! ```text
-//! S_i = v_i (T v)_i = Σ_j exp(g_i + g_j + log T_ij)         (one fused pass per row, shift −g_i)
+//! S_i = v_i (T v)_i = Σ_j exp(g_i + g_j + log T_ij)         (the symmetric pass, below)
 //! start      g_i = −½ ln Σ_j T_ij                          (v0 = (T 1)^(−1/2))
 //! residual   r   = max_i |S_i − 1|
-//! update     g_i ← g_i − (ω/2) ln S_i                      (ω = 1: the reference iteration
+//! update     g_i ← g_i + f_i,  f_i = −(ω/2) ln S_i         (ω = 1: the reference iteration
 //!                                                           g ← ½(g − LSE_j(log T_ij + g_j)))
+//! accelerated g ← g + f − Σ_k γ_k (Δg_k + Δf_k)            (Anderson, depth ≤ 4, crate::anderson)
 //! ```
 //!
 //! **Convergence and over-relaxation.** Near the solution the error maps as `I − (ω/2)(I + P)`.
@@ -22,24 +23,42 @@
 //! as fast as `ω = 1`. As a guard against the non-linear regime, a residual that grows switches
 //! the run to `ω = 1` for its remaining updates. The fixed point is the same for every `ω`.
 //!
+//! **Anderson acceleration** ([`SinkhornOptions::anderson`], depth 4 by default) mixes the last
+//! updates: `γ` minimises `|f − ΔF γ|₂` over the differences of the last steps `f` and scalings
+//! `g` (for a linear map, GMRES on the error equation). P's spectrum fills `[0, 1]`, so no single
+//! `ω` does better than `⅓`; the mixing needs ~25 % fewer updates again (the fixtures: 17–19
+//! instead of 22–25 at `ω = 4/3`, 35–39 at `ω = 1`). `f = 0` exactly at the fixed point, so the
+//! solution is the same. A growing residual also restarts the history; a step that leaves the
+//! range (a non-finite residual) returns to the best scaling seen and goes on unaccelerated.
+//!
 //! With the shift `−g_i` the pass sums `P_ij = v_i T_ij v_j` itself, and `S_i ≥ P_ii = v_i²`
 //! keeps the sum far from underflow. With `ω = 1`, `g ≤ 0` after the start and every update
 //! (`ln S_i ≥ 2 g_i`), so `P_ij ≤ 1`; over-relaxation can lift a `g_i` above 0 by at most
 //! `(ω − 1)|g_i|` per update, so `P_ij` stays of order one. Either way the pass falls back to the
 //! exact row maximum if its sum would be tiny or not finite. Nothing underflows for small `ε`.
 //!
-//! Two paths give the same numbers, bit for bit: matrix-free (recomputes each kernel row from the
-//! data, `O(M d)` work space, `O(M² d)` per iteration, lanes over a coordinate-major copy of the
-//! samples) and cached (the caller lends `M²` values to hold `log T`, `O(M²)` per iteration).
-//! [`sinkhorn_threaded`] (feature `std`) splits the rows over threads; every row is computed
-//! alone, so the result does not depend on the thread count.
+//! **The row sums** come from the symmetric pass (`crate::fused::symmetric`): the kernel is
+//! symmetric (`log T_ij = log T_ji`, for the variable bandwidth too), so `P_ij = P_ji` is computed
+//! once for both rows, in tiles of 256 samples whose order of accumulation is fixed: half the
+//! exponentials of a pass per row. A row whose sum is below [`Real::FUSED_MIN_SUM`] or not finite
+//! (only for extreme offsets: `S_i ≥ P_ii = v_i²`) is summed again by the fused pass of that row
+//! alone, with the shift `−g_i` and its exact-maximum fallback.
+//!
+//! Two paths give the same numbers, bit for bit: matrix-free (recomputes the kernel from the
+//! data, `O(M d)` work space, `O(M² d / 2)` per iteration, lanes over a coordinate-major copy of
+//! the samples) and cached (the caller lends `M²` values to hold `log T`, `O(M²/2)` per
+//! iteration). [`sinkhorn_threaded`] (feature `std`) splits each tile row's blocks over threads;
+//! the order of accumulation does not depend on that split, so neither does the result.
 
+use crate::anderson::{self, Anderson};
 use crate::bridge::transpose_samples;
 use crate::dataset::Dataset;
 use crate::error::{check_len, check_room, Arg, Error};
+use crate::fused::symmetric::{self, KernelSource, SymmetricKernel, TILE};
 use crate::fused::{self, Samples};
 use crate::kernel::{log_kernel_row, metric_weights_into, InvBandwidth};
 use crate::real::Real;
+use core::ops::Range;
 
 /// Stopping rule and relaxation of the Sinkhorn iteration.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,22 +70,36 @@ pub struct SinkhornOptions<T> {
     /// The over-relaxation `ω ∈ [1, 2)` of the update (`1`: the reference iteration; default
     /// `4/3`, see the module docs). Outside that range the call is [`Error::InvalidTolerance`].
     pub relaxation: T,
+    /// Depth of the Anderson acceleration of the update, `0..=`[`MAX_ANDERSON_DEPTH`] (`0`: the
+    /// plain relaxed update; default `4`, see the module docs). Larger is
+    /// [`Error::InvalidTolerance`].
+    pub anderson: u32,
 }
 
 impl<T: Real> SinkhornOptions<T> {
-    /// `tol` and `max_iter` with the default relaxation `ω = 4/3`.
+    /// `tol` and `max_iter` with the default relaxation `ω = 4/3` and Anderson depth `4`.
     pub fn new(tol: T, max_iter: u32) -> Self {
         SinkhornOptions {
             tol,
             max_iter,
             relaxation: T::from_f64(4.0 / 3.0),
+            anderson: MAX_ANDERSON_DEPTH as u32,
+        }
+    }
+
+    /// The reference iteration of the fixtures: `ω = 1`, no acceleration.
+    pub fn reference(tol: T, max_iter: u32) -> Self {
+        SinkhornOptions {
+            relaxation: T::ONE,
+            anderson: 0,
+            ..SinkhornOptions::new(tol, max_iter)
         }
     }
 }
 
 impl<T: Real> Default for SinkhornOptions<T> {
     /// `tol` = [`Real::DEFAULT_SINKHORN_TOL`] (`1e-12` for `f64`, `2e-5` for `f32`), 1000
-    /// iterations, `ω = 4/3`.
+    /// iterations, `ω = 4/3`, Anderson depth `4`.
     fn default() -> Self {
         SinkhornOptions::new(T::DEFAULT_SINKHORN_TOL, 1000)
     }
@@ -93,12 +126,18 @@ pub struct SinkhornReport {
     pub path: SinkhornPath,
 }
 
-/// Work space of [`sinkhorn`] in values of `T`: three rows of `M`, the metric weights (`d`) and
-/// a coordinate-major copy of the samples (`M d`).
+/// The largest [`SinkhornOptions::anderson`] depth.
+pub const MAX_ANDERSON_DEPTH: usize = anderson::MAX_DEPTH;
+
+/// Work space of [`sinkhorn`] in values of `T`: three rows of `M`, the metric weights (`d`), a
+/// coordinate-major copy of the samples (`M d`), the symmetric pass's row parts
+/// (`⌈M / 256⌉ · 256`) and the Anderson history (`(2·4 + 2) M`).
 pub const fn sinkhorn_workspace_len(m: usize, d: usize) -> usize {
     m.saturating_mul(3)
         .saturating_add(d)
         .saturating_add(m.saturating_mul(d))
+        .saturating_add(symmetric::tiles(m).saturating_mul(TILE))
+        .saturating_add(anderson::workspace_len(MAX_ANDERSON_DEPTH, m))
 }
 
 /// Room for the cached-kernel path: `M²` values.
@@ -115,21 +154,11 @@ struct Rows<'a, T> {
     metric: Option<&'a [T]>,
     eps: T,
     rho: Option<&'a [T]>,
-    zeros: &'a [T],
-}
-
-/// The shift of row `i`'s pass: `−g_i`, so that the pass sums `P_ij` (`0` at the start).
-fn row_shift<T: Real>(g: &[T], i: usize, zero_offsets: bool) -> T {
-    if zero_offsets {
-        T::ZERO
-    } else {
-        -g[i]
-    }
 }
 
 impl<T: Real> Rows<'_, T> {
-    /// `S_i` for row `i`; the offsets are `g`, or zeros for the start.
-    fn sum(&self, i: usize, g: &[T], zero_offsets: bool) -> T {
+    /// `S_i` for row `i` alone, by the fused pass with the shift `−g_i`.
+    fn sum(&self, i: usize, g: &[T]) -> T {
         let x = &self.data[i * self.d..(i + 1) * self.d];
         let inv_bw = InvBandwidth::for_eps(self.eps, self.rho.map_or(T::ONE, |r| r[i]), self.rho);
         let q = fused::Query {
@@ -139,10 +168,10 @@ impl<T: Real> Rows<'_, T> {
             },
             x,
             metric: self.metric,
-            offsets: if zero_offsets { self.zeros } else { g },
+            offsets: g,
             inv_bw,
         };
-        let shift = row_shift(g, i, zero_offsets);
+        let shift = -g[i];
         row_sum_from(fused::weighted_sums(&q, &[], shift), shift)
     }
 }
@@ -154,13 +183,12 @@ struct Cached<'a, T> {
 }
 
 impl<T: Real> Cached<'_, T> {
-    /// `S_i` for row `i` from its stored `log T` row, with the same shift and fallback as
+    /// `S_i` for row `i` alone from its stored `log T` row, with the same shift and fallback as
     /// [`Rows::sum`].
-    fn sum(&self, i: usize, g: &[T], zero_offsets: bool) -> T {
+    fn sum(&self, i: usize, g: &[T]) -> T {
         let row = &self.cache[i * self.m..(i + 1) * self.m];
-        let shift = row_shift(g, i, zero_offsets);
-        let offsets = (!zero_offsets).then_some(g);
-        row_sum_from(fused::logit_row_sums(row, offsets, shift), shift)
+        let shift = -g[i];
+        row_sum_from(fused::logit_row_sums(row, Some(g), shift), shift)
     }
 }
 
@@ -199,13 +227,15 @@ pub fn sinkhorn<T: Real>(
         log_v_out,
         work,
         cache,
-        &|src, g, zero, out| src.row_sums(g, zero, out),
+        &|kernel, g, ti, tiles, row_parts, col_sums| {
+            symmetric::tile_blocks(kernel, g, ti, tiles, row_parts, col_sums)
+        },
     )
 }
 
-/// [`sinkhorn`] with the rows of every iteration split over up to `threads` host threads
-/// (contiguous runs of rows; each row is computed alone, so the result is bit-identical to
-/// [`sinkhorn`]'s for any thread count).
+/// [`sinkhorn`] with every tile row's blocks of the symmetric pass split over up to `threads`
+/// host threads (contiguous runs of column tiles; the order of accumulation does not depend on the
+/// split, so the result is bit-identical to [`sinkhorn`]'s for any thread count).
 #[cfg(feature = "std")]
 #[allow(clippy::too_many_arguments)]
 pub fn sinkhorn_threaded<T: Real>(
@@ -227,45 +257,69 @@ pub fn sinkhorn_threaded<T: Real>(
         log_v_out,
         work,
         cache,
-        &|src, g, zero, out| {
-            let m = out.len();
-            if threads == 1 || m < 256 {
-                return src.row_sums(g, zero, out);
+        &|kernel, g, ti, tiles, row_parts, col_sums| {
+            let n = tiles.len();
+            if threads == 1 || n < 2 {
+                return symmetric::tile_blocks(kernel, g, ti, tiles, row_parts, col_sums);
             }
-            let per = m.div_ceil(threads);
+            let per = n.div_ceil(threads);
             std::thread::scope(|scope| {
-                for (k, part) in out.chunks_mut(per).enumerate() {
-                    scope.spawn(move || src.row_sums_from(k * per, g, zero, part));
+                let (mut rp, mut cs) = (row_parts, col_sums);
+                let mut start = tiles.start;
+                while start < tiles.end {
+                    let end = (start + per).min(tiles.end);
+                    let take = (end - start) * TILE;
+                    let (rp_now, rp_rest) = rp.split_at_mut(take.min(rp.len()));
+                    let (cs_now, cs_rest) = cs.split_at_mut(take.min(cs.len()));
+                    if end == tiles.end {
+                        // The last run on this thread.
+                        symmetric::tile_blocks(kernel, g, ti, start..end, rp_now, cs_now);
+                    } else {
+                        scope.spawn(move || {
+                            symmetric::tile_blocks(kernel, g, ti, start..end, rp_now, cs_now)
+                        });
+                    }
+                    (rp, cs, start) = (rp_rest, cs_rest, end);
                 }
             });
         },
     )
 }
 
-/// The source of row sums handed to the iteration (one of the two paths).
-enum Source<'a, T> {
+/// The single-row pass of one of the two paths (for rows the symmetric pass cannot sum).
+enum SingleRows<'a, T> {
     Free(Rows<'a, T>),
     Cached(Cached<'a, T>),
 }
 
-impl<T: Real> Source<'_, T> {
-    /// Row sums of rows `first..first + out.len()`.
-    fn row_sums_from(&self, first: usize, g: &[T], zero: bool, out: &mut [T]) {
-        for (k, o) in out.iter_mut().enumerate() {
-            let i = first + k;
-            *o = match self {
-                Source::Free(r) => r.sum(i, g, zero),
-                Source::Cached(c) => c.sum(i, g, zero),
-            };
-        }
-    }
-    fn row_sums(&self, g: &[T], zero: bool, out: &mut [T]) {
-        self.row_sums_from(0, g, zero, out)
-    }
+/// Everything a sweep reads: the kernel for the symmetric pass and the single-row fallback.
+struct Source<'a, T> {
+    kernel: SymmetricKernel<'a, T>,
+    single: SingleRows<'a, T>,
 }
 
-/// A function that fills all `M` row sums (`rows`, `g`, zero offsets?, `out`).
-type Sweep<'s, T> = dyn Fn(&Source<'_, T>, &[T], bool, &mut [T]) + Sync + 's;
+/// Computes the symmetric pass's blocks `(ti, J)`, `J` in a range, for offsets `g`
+/// (`kernel, g, ti, J-range, row parts, column sums`; see `fused::symmetric::tile_blocks`), on
+/// the calling thread or split over threads.
+type Blocks<'s, T> =
+    dyn Fn(&SymmetricKernel<'_, T>, &[T], usize, Range<usize>, &mut [T], &mut [T]) + Sync + 's;
+
+impl<T: Real> Source<'_, T> {
+    /// All row sums `S_i` at offsets `g` into `sums`; `parts` is the symmetric pass's work space.
+    fn sweep(&self, blocks: &Blocks<'_, T>, g: &[T], sums: &mut [T], parts: &mut [T]) {
+        symmetric::row_sums_with(self.kernel.m, sums, parts, &mut |ti, tj, rp, cs| {
+            blocks(&self.kernel, g, ti, tj, rp, cs)
+        });
+        for (i, s) in sums.iter_mut().enumerate() {
+            if !(*s >= T::FUSED_MIN_SUM && s.is_finite()) {
+                *s = match &self.single {
+                    SingleRows::Free(r) => r.sum(i, g),
+                    SingleRows::Cached(c) => c.sum(i, g),
+                };
+            }
+        }
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 fn run<T: Real>(
@@ -276,7 +330,7 @@ fn run<T: Real>(
     log_v_out: &mut [T],
     work: &mut [T],
     cache: Option<&mut [T]>,
-    sweep: &Sweep<'_, T>,
+    blocks: &Blocks<'_, T>,
 ) -> Result<SinkhornReport, Error> {
     let (m, d) = (data.m(), data.d());
     if !(eps.is_finite() && eps > T::ZERO) {
@@ -291,6 +345,7 @@ fn run<T: Real>(
     if !(opts.relaxation.is_finite()
         && opts.relaxation >= T::ONE
         && opts.relaxation < T::from_f64(2.0))
+        || opts.anderson as usize > MAX_ANDERSON_DEPTH
     {
         return Err(Error::InvalidTolerance);
     }
@@ -316,7 +371,13 @@ fn run<T: Real>(
     let (zeros, rest) = rest.split_at_mut(m);
     let (best, rest) = rest.split_at_mut(m);
     let (w, rest) = rest.split_at_mut(d);
-    let columns = &mut rest[..m * d];
+    let (columns, rest) = rest.split_at_mut(m * d);
+    let (parts, rest) = rest.split_at_mut(symmetric::tiles(m) * TILE);
+    let mut accel = Anderson::new(
+        opts.anderson as usize,
+        m,
+        &mut rest[..anderson::workspace_len(MAX_ANDERSON_DEPTH, m)],
+    );
     zeros.fill(T::ZERO);
     metric_weights_into(data.scales(), w);
     let g = log_v_out;
@@ -336,29 +397,49 @@ fn run<T: Real>(
                     &mut c[i * m..(i + 1) * m],
                 );
             }
-            Source::Cached(Cached { cache: c, m })
+            let c = &*c;
+            Source {
+                kernel: SymmetricKernel {
+                    m,
+                    source: KernelSource::Cached { log_t: c },
+                },
+                single: SingleRows::Cached(Cached { cache: c, m }),
+            }
         }
         _ => {
             transpose_samples(data.data(), d, columns);
-            Source::Free(Rows {
-                columns,
-                data: data.data(),
-                d,
-                m,
-                metric: data.scales().map(|_| &*w),
-                eps,
-                rho,
-                zeros,
-            })
+            let (columns, w) = (&*columns, &*w);
+            let metric = data.scales().map(|_| w);
+            Source {
+                kernel: SymmetricKernel {
+                    m,
+                    source: KernelSource::Computed {
+                        rows: data.data(),
+                        columns,
+                        d,
+                        metric,
+                        inv_bw: InvBandwidth::for_eps(eps, T::ONE, rho),
+                    },
+                },
+                single: SingleRows::Free(Rows {
+                    columns,
+                    data: data.data(),
+                    d,
+                    m,
+                    metric,
+                    eps,
+                    rho,
+                }),
+            }
         }
     };
-    let path = match source {
-        Source::Free(_) => SinkhornPath::MatrixFree,
-        Source::Cached(_) => SinkhornPath::CachedKernel,
+    let path = match source.single {
+        SingleRows::Free(_) => SinkhornPath::MatrixFree,
+        SingleRows::Cached(_) => SinkhornPath::CachedKernel,
     };
 
-    // The start v0 = (T 1)^(−1/2).
-    sweep(&source, g, true, sums);
+    // The start v0 = (T 1)^(−1/2): the sums at offsets g = 0.
+    source.sweep(blocks, zeros, sums, parts);
     for (gi, &si) in g.iter_mut().zip(sums.iter()) {
         *gi = -T::from_f64(0.5) * si.ln();
     }
@@ -368,7 +449,7 @@ fn run<T: Real>(
     let mut last_res = T::INFINITY;
     let mut updates: u32 = 0;
     loop {
-        sweep(&source, g, false, sums);
+        source.sweep(blocks, g, sums, parts);
         let mut res = T::ZERO;
         for &si in sums.iter() {
             let r = (si - T::ONE).abs();
@@ -389,17 +470,33 @@ fn run<T: Real>(
                 path,
             });
         }
-        if updates == opts.max_iter || !res.is_finite() {
+        if updates == opts.max_iter {
             break;
         }
-        if res > last_res {
-            // Leave the over-relaxation: the plain update contracts wherever this one may not.
+        if !res.is_finite() {
+            if !accel.has_history() {
+                break;
+            }
+            // An accelerated step left the range: go on from the best scaling, unaccelerated.
+            accel.disable();
             omega_half = T::from_f64(0.5);
+            g.copy_from_slice(best);
+            last_res = best_res;
+            updates += 1;
+            continue;
+        }
+        if res > last_res {
+            // Leave the over-relaxation and restart the acceleration: the plain update contracts
+            // wherever these may not.
+            omega_half = T::from_f64(0.5);
+            accel.reset();
         }
         last_res = res;
-        for (gi, &si) in g.iter_mut().zip(sums.iter()) {
-            *gi -= omega_half * si.ln();
+        // The plain update's step f = −(ω/2) ln S, in place of S, then the accelerated update.
+        for si in sums.iter_mut() {
+            *si = -(omega_half * si.ln());
         }
+        accel.step(g, sums);
         updates += 1;
     }
     if best_res.is_finite() {

@@ -500,6 +500,7 @@ unsafe fn fit_impl<T: ImageFloat>(
         }
         fc.sinkhorn = SinkhornOptions {
             relaxation: fc.sinkhorn.relaxation,
+            anderson: fc.sinkhorn.anderson,
             tol: if cfg.tol == 0.0 {
                 T::DEFAULT_SINKHORN_TOL
             } else {

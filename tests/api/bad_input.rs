@@ -76,6 +76,13 @@ fn sinkhorn_and_fit_errors_are_distinct_and_write_nothing() {
     }
     let o = SinkhornOptions::new(1e-9, 0);
     assert_eq!(run(0.1, o, &mut g, &mut work), Err(Error::ZeroIterations));
+    for anderson in [5, u32::MAX] {
+        let o = SinkhornOptions {
+            anderson,
+            ..SinkhornOptions::new(1e-9, 10)
+        };
+        assert_eq!(run(0.1, o, &mut g, &mut work), Err(Error::InvalidTolerance));
+    }
     for relaxation in [0.99, 2.0, f64::NAN, f64::INFINITY] {
         let o = SinkhornOptions {
             relaxation,
@@ -91,8 +98,9 @@ fn sinkhorn_and_fit_errors_are_distinct_and_write_nothing() {
         run(0.1, ok, &mut g, &mut work[..5]),
         Err(Error::BufferTooSmall {
             arg: Arg::Workspace,
-            // 3 M + d + M d: three rows, the metric and the coordinate-major samples
-            needed: 52,
+            // 3 M + d + M d + ⌈M/256⌉ 256 + 10 M: three rows, the metric, the coordinate-major
+            // samples, the symmetric pass's row parts and the Anderson history
+            needed: 408,
             got: 5
         })
     ));
@@ -362,7 +370,7 @@ proptest! {
         beta in wild(),
         tol in wild(),
         max_iter in prop_oneof![1 => Just(0u32), 1 => 1u32..3, 4 => Just(100u32)],
-        work_len in prop_oneof![1 => 0usize..20, 4 => Just(64usize)],
+        work_len in prop_oneof![1 => 0usize..20, 4 => Just(400usize)],
         query in prop::collection::vec(wild(), 0..5),
         scales in prop::option::of(prop::collection::vec(wild(), 0..4)),
         scheme_pick in 0usize..5,

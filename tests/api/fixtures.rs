@@ -61,6 +61,7 @@ fn fit_fixture(name: &str) -> Fitted {
     cfg.sinkhorn.tol = 1e-13;
     // The reference iteration (no over-relaxation), so that iteration counts compare.
     cfg.sinkhorn.relaxation = 1.0;
+    cfg.sinkhorn.anderson = 0;
     let bandwidth = beta.map(|_| BandwidthStorage {
         chol: &mut f.chol,
         whitened: &mut f.whitened,
@@ -148,10 +149,7 @@ fn sinkhorn_paths_agree_and_p_is_symmetric_stochastic() {
         let f = fit_fixture(name);
         let (m, d) = (f.x.rows, f.x.cols);
         let data = Dataset::new(&f.x.v, d, f.scales.as_deref()).unwrap();
-        let opts = SinkhornOptions {
-            relaxation: 1.0,
-            ..SinkhornOptions::new(1e-13, 500)
-        };
+        let opts = SinkhornOptions::reference(1e-13, 500);
         let rho = f.beta.map(|_| f.rho.as_slice());
         let mut work = vec![0.0; sinkhorn_workspace_len(m, d)];
         let mut cache = vec![0.0; kernel_cache_len(m)];

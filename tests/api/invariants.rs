@@ -267,10 +267,48 @@ fn not_converged_reports_and_keeps_best_scaling() {
     )
     .unwrap();
     assert!(
-        (25..=45).contains(&rep.iterations),
+        (10..=45).contains(&rep.iterations),
         "{} iterations",
         rep.iterations
     );
+}
+
+/// Anderson acceleration changes the path, not the fixed point: for depths 1, 2 and 4 the same
+/// scaling (within 1e-12) in no more updates than the relaxed update alone, and at least 20 %
+/// fewer at depth 4 (a wrong sign or constant in the mixing converges slower or not at all).
+#[test]
+fn anderson_reaches_the_same_scaling_in_fewer_updates() {
+    for (m, eps, seed) in [(300, 0.01, 11), (600, 0.05, 12)] {
+        let data = arc(m, seed);
+        let ds = Dataset::new(&data, 2, None).unwrap();
+        let mut work = vec![0.0; sinkhorn_workspace_len(m, 2)];
+        let solve = |anderson: u32, work: &mut [f64]| {
+            let mut g = vec![0.0; m];
+            let opts = SinkhornOptions {
+                anderson,
+                ..SinkhornOptions::new(1e-13, 300)
+            };
+            let rep = sinkhorn(&ds, eps, None, opts, &mut g, work, None).unwrap();
+            (rep.iterations, g)
+        };
+        let (plain, g_plain) = solve(0, &mut work);
+        for depth in [1, 2, 4] {
+            let (acc, g_acc) = solve(depth, &mut work);
+            let diff = g_plain
+                .iter()
+                .zip(&g_acc)
+                .fold(0.0f64, |d, (a, b)| d.max((a - b).abs()));
+            println!("M = {m}, eps = {eps}: depth {depth}: {acc} updates, plain {plain}, |Δg| {diff:.1e}");
+            assert!(diff < 1e-12, "depth {depth}: scalings differ by {diff:e}");
+            if depth == 4 {
+                assert!(
+                    acc * 10 <= plain * 8,
+                    "depth 4: {acc} updates, plain {plain}"
+                );
+            }
+            assert!(acc <= plain, "depth {depth}: {acc} updates, plain {plain}");
+        }
+    }
 }
 
 #[test]
@@ -569,4 +607,70 @@ fn recorded_chain_matches_stepwise_run_and_checkpoint_restarts() {
         assert_eq!(&rp[2 * n..2 * n + 2], &y);
     }
     assert_eq!(rng, rng2);
+}
+
+/// Sinkhorn over several tiles of the symmetric pass (256 samples each, the last one short):
+/// the same bits for every thread count and for the cached kernel, and `P = D(v) T D(v)`
+/// recomputed entry by entry is symmetric and row-stochastic.
+#[test]
+fn sinkhorn_over_many_tiles_is_thread_and_path_independent_and_stochastic() {
+    let (m, d) = (1100, 3);
+    let mut rng = Rng::new(31, 2);
+    let data: Vec<f64> = (0..m * d).map(|_| rng.normal()).collect();
+    let scales = [1.0, 0.7, 1.6];
+    let rho: Vec<f64> = (0..m).map(|_| 0.6 + 0.8 * rng.uniform_open0()).collect();
+    let opts = SinkhornOptions::new(1e-11, 300);
+    let mut work = vec![0.0; sinkhorn_workspace_len(m, d)];
+    let mut cache = vec![0.0; sbridge::kernel_cache_len(m)];
+    for (with_scales, with_rho) in [(false, false), (true, false), (true, true)] {
+        let ds = Dataset::new(&data, d, with_scales.then_some(&scales[..])).unwrap();
+        let rho = with_rho.then_some(&rho[..]);
+        let eps = 0.3;
+        let mut g = vec![0.0; m];
+        let rep = sinkhorn(&ds, eps, rho, opts, &mut g, &mut work, None).unwrap();
+        for threads in [1, 2, 3, 7] {
+            let mut gt = vec![0.0; m];
+            let rt = sbridge::sinkhorn::sinkhorn_threaded(
+                &ds, eps, rho, opts, &mut gt, &mut work, None, threads,
+            )
+            .unwrap();
+            assert_eq!(rt.iterations, rep.iterations, "{threads} threads");
+            assert!(
+                gt.iter().zip(&g).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{threads} threads: other bits"
+            );
+        }
+        let mut gc = vec![0.0; m];
+        let rc = sinkhorn(&ds, eps, rho, opts, &mut gc, &mut work, Some(&mut cache)).unwrap();
+        assert_eq!(rc.iterations, rep.iterations);
+        assert!(gc.iter().zip(&g).all(|(a, b)| a.to_bits() == b.to_bits()));
+
+        // P_ij = exp(g_i + g_j − |x_i − x_j|_S² κ_ij) with libm's exp.
+        let w: Vec<f64> = (0..d)
+            .map(|c| {
+                if with_scales {
+                    1.0 / (scales[c] * scales[c])
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let p = |i: usize, j: usize| {
+            let s: f64 = (0..d)
+                .map(|c| (data[i * d + c] - data[j * d + c]).powi(2) * w[c])
+                .sum();
+            let kappa = match rho {
+                None => 1.0 / (4.0 * eps),
+                Some(r) => 1.0 / (2.0 * eps * (r[i] + r[j])),
+            };
+            (g[i] + g[j] - s * kappa).exp()
+        };
+        for i in (0..m).step_by(97) {
+            let row: f64 = (0..m).map(|j| p(i, j)).sum();
+            assert!((row - 1.0).abs() < 1e-10, "row {i}: sum {row}");
+            for j in (0..m).step_by(89) {
+                assert!((p(i, j) - p(j, i)).abs() <= 1e-15 * p(i, j).max(1e-300));
+            }
+        }
+    }
 }

@@ -40,6 +40,7 @@ impl Setup {
         cfg.sinkhorn.tol = 1e-13;
         // The reference iteration (no over-relaxation), so that iteration counts compare.
         cfg.sinkhorn.relaxation = 1.0;
+        cfg.sinkhorn.anderson = 0;
         Setup { x, csr, cfg }
     }
     fn layout(&self) -> HeadLayout<'_> {

@@ -35,6 +35,8 @@ use crate::kernel::InvBandwidth;
 use crate::layout::MAX_HEAD_DIM;
 use crate::real::Real;
 
+pub(crate) mod symmetric;
+
 /// Samples per chunk: the number of partial sums of every accumulation (see the module docs).
 pub const LANES: usize = 16;
 
