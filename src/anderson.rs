@@ -127,10 +127,9 @@ impl<'a, T: Real> Anderson<'a, T> {
         let gamma = match solve_regularised(&mut a, &mut b, k) {
             Some(g) => g,
             None => {
-                self.reset();
-                self.prev_x.copy_from_slice(x);
-                self.prev_f.copy_from_slice(f);
-                self.has_prev = true;
+                // Drop the columns but keep (x, f) as the start of the next difference.
+                self.len = 0;
+                self.next = 0;
                 plain_step(x, f);
                 return;
             }

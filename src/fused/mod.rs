@@ -842,11 +842,7 @@ mod tests {
         let mut rng = Rng::new(seed, 0);
         let rows: Vec<T> = (0..m * d).map(|_| T::from_f64(rng.normal())).collect();
         let mut cols = std::vec![T::ZERO; m * d];
-        for j in 0..m {
-            for c in 0..d {
-                cols[c * m + j] = rows[j * d + c];
-            }
-        }
+        crate::bridge::transpose_samples(&rows, d, &mut cols);
         Case {
             g: (0..m).map(|_| T::from_f64(0.3 * rng.normal())).collect(),
             rho: (0..m)

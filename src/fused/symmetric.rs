@@ -594,11 +594,7 @@ mod tests {
         let mut rng = Rng::new(seed, 7);
         let x: Vec<T> = (0..m * d).map(|_| T::from_f64(rng.normal())).collect();
         let mut cols = std::vec![T::ZERO; m * d];
-        for j in 0..m {
-            for c in 0..d {
-                cols[c * m + j] = x[j * d + c];
-            }
-        }
+        crate::bridge::transpose_samples(&x, d, &mut cols);
         let g: Vec<T> = (0..m).map(|_| T::from_f64(0.3 * rng.normal())).collect();
         let rho: Vec<T> = (0..m)
             .map(|_| T::from_f64(0.5 + rng.uniform_open0()))
@@ -682,11 +678,7 @@ mod tests {
         let mut rng = Rng::new(5, 1);
         let x: Vec<f64> = (0..m * d).map(|_| rng.normal()).collect();
         let mut cols = std::vec![0.0; m * d];
-        for j in 0..m {
-            for c in 0..d {
-                cols[c * m + j] = x[j * d + c];
-            }
-        }
+        crate::bridge::transpose_samples(&x, d, &mut cols);
         let g: Vec<f64> = (0..m).map(|_| 0.2 * rng.normal()).collect();
         let k = SymmetricKernel {
             m,
