@@ -10,7 +10,8 @@ use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAss
 
 /// A floating-point type the core computes in (`f32` or `f64`).
 pub trait Real:
-    Copy
+    crate::fused::FusedPass
+    + Copy
     + Debug
     + Default
     + PartialOrd

@@ -35,7 +35,7 @@ use crate::kernel::InvBandwidth;
 use crate::layout::MAX_HEAD_DIM;
 use crate::real::Real;
 
-pub(crate) mod symmetric;
+pub mod symmetric;
 
 /// Samples per chunk: the number of partial sums of every accumulation (see the module docs).
 pub const LANES: usize = 16;
@@ -144,12 +144,12 @@ pub fn weighted_sums<T: Real>(
 
 /// `S` and `A_t` with the shift `G = shift` exactly (no fallback).
 pub fn shifted_sums<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> Sums<T> {
-    dispatch_sums(q, targets, shift)
+    T::fused_sums(q, targets, shift)
 }
 
 /// `max_j a_j`, the exact maximum of the logits (the same `a_j` bits as the sums use).
 pub fn max_logit<T: Real>(q: &Query<'_, T>) -> T {
-    dispatch_max(q)
+    T::fused_max(q)
 }
 
 /// The fused pass over precomputed kernel logits `L_j` (a row of a cached `log T`): with
@@ -161,7 +161,7 @@ pub fn logit_row_sums<T: Real>(
     offsets: Option<&[T]>,
     shift_bound: T,
 ) -> Option<Sums<T>> {
-    let first = dispatch_logit_sum(row, offsets, shift_bound);
+    let first = T::fused_logit_sum(row, offsets, shift_bound);
     let done = |sum: T, shift: T| Sums {
         shift,
         sum,
@@ -180,15 +180,85 @@ pub fn logit_row_sums<T: Real>(
     if !mx.is_finite() {
         return None;
     }
-    let second = dispatch_logit_sum(row, offsets, mx);
+    let second = T::fused_logit_sum(row, offsets, mx);
     (second.is_finite() && second >= T::ONE).then(|| done(second, mx))
 }
 
 /// Writes `e_j = exp(a_j − G)` into `out` (length `M`) and returns `S = Σ_j e_j` in the fused
 /// pass's order, with `G = shift`.
 pub fn shifted_row<T: Real>(q: &Query<'_, T>, shift: T, out: &mut [T]) -> T {
-    dispatch_row(q, shift, out)
+    T::fused_row(q, shift, out)
 }
+
+// ---------------------------------------------------------------------------------------------
+// One compiled pass per precision.
+
+/// The fused and symmetric passes' compiled entry points for one precision, a supertrait of
+/// [`Real`] implemented for `f32` and `f64` only (call the functions of this module and of
+/// [`symmetric`] instead).
+///
+/// Every method is a plain, non-generic function of this crate marked `#[inline(never)]`, so
+/// the passes (each layout × metric × bandwidth variant, in an AVX-512, an AVX2 and a baseline
+/// build) are compiled once, into this crate. A generic entry point would be compiled again in
+/// every crate that calls a generic routine of sbridge with a concrete type, because optimised
+/// builds do not share generic instances between crates: each test program, example, doctest
+/// and user crate paid ~100 s of compile time on the 2-core development machine for its own copy.
+/// The call costs one function call per pass over `M` samples.
+pub trait FusedPass: Sized {
+    /// [`shifted_sums`].
+    fn fused_sums(q: &Query<'_, Self>, targets: &[usize], shift: Self) -> Sums<Self>;
+    /// [`max_logit`].
+    fn fused_max(q: &Query<'_, Self>) -> Self;
+    /// [`shifted_row`].
+    fn fused_row(q: &Query<'_, Self>, shift: Self, out: &mut [Self]) -> Self;
+    /// `S = Σ_j exp(a_j − G)` over precomputed logits (the first pass of [`logit_row_sums`]).
+    fn fused_logit_sum(row: &[Self], offsets: Option<&[Self]>, shift: Self) -> Self;
+    /// [`symmetric::tile_blocks`].
+    fn symmetric_blocks(
+        k: &symmetric::SymmetricKernel<'_, Self>,
+        g: &[Self],
+        ti: usize,
+        tiles: core::ops::Range<usize>,
+        row_parts: &mut [Self],
+        col_sums: &mut [Self],
+    );
+}
+
+macro_rules! impl_fused_pass {
+    ($t:ty) => {
+        impl FusedPass for $t {
+            #[inline(never)]
+            fn fused_sums(q: &Query<'_, $t>, targets: &[usize], shift: $t) -> Sums<$t> {
+                dispatch_sums(q, targets, shift)
+            }
+            #[inline(never)]
+            fn fused_max(q: &Query<'_, $t>) -> $t {
+                dispatch_max(q)
+            }
+            #[inline(never)]
+            fn fused_row(q: &Query<'_, $t>, shift: $t, out: &mut [$t]) -> $t {
+                dispatch_row(q, shift, out)
+            }
+            #[inline(never)]
+            fn fused_logit_sum(row: &[$t], offsets: Option<&[$t]>, shift: $t) -> $t {
+                dispatch_logit_sum(row, offsets, shift)
+            }
+            #[inline(never)]
+            fn symmetric_blocks(
+                k: &symmetric::SymmetricKernel<'_, $t>,
+                g: &[$t],
+                ti: usize,
+                tiles: core::ops::Range<usize>,
+                row_parts: &mut [$t],
+                col_sums: &mut [$t],
+            ) {
+                symmetric::dispatch_blocks(k, g, ti, tiles, row_parts, col_sums)
+            }
+        }
+    };
+}
+impl_fused_pass!(f32);
+impl_fused_pass!(f64);
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch: the generic bodies below are `#[inline(always)]`, so each entry point compiles them

@@ -101,7 +101,7 @@ pub fn tile_blocks<T: Real>(
     row_parts: &mut [T],
     col_sums: &mut [T],
 ) {
-    dispatch_blocks(k, g, ti, tiles, row_parts, col_sums)
+    T::symmetric_blocks(k, g, ti, tiles, row_parts, col_sums)
 }
 
 /// Computes the blocks of one tile row, [`tile_blocks`]-style: `(ti, J-range, row_parts,
@@ -149,7 +149,7 @@ pub fn row_sums_with<T: Real>(
         "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
     ))
 )]
-fn dispatch_blocks<T: Real>(
+pub(super) fn dispatch_blocks<T: Real>(
     k: &SymmetricKernel<'_, T>,
     g: &[T],
     ti: usize,
