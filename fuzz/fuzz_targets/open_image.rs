@@ -9,7 +9,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use sbridge::model::{checksum, ImageFloat};
-use sbridge::model_io::ModelImage;
 use sbridge::{
     closure, closure_workspace_len, model_step, model_workspace_len, ClosureConfig, ClosureInit,
     ModelView, NoiseMode, Rng, Scheme,
@@ -78,16 +77,25 @@ fn check(bytes: &[u8]) {
     }
 }
 
+/// A copy of `data` starting on a 16-byte boundary (the storage is `u128`s, 16-byte aligned on
+/// x86-64), as an application's aligned model buffer would hold it.
+fn aligned_copy(data: &[u8]) -> Vec<u128> {
+    let mut words = vec![0u128; data.len().div_ceil(16)];
+    bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..data.len()].copy_from_slice(data);
+    words
+}
+
 fuzz_target!(|data: &[u8]| {
     check(data);
-    let mut img = ModelImage::from_bytes(data);
-    check(img.as_bytes());
-    if data.len() >= 128 {
-        let b = img.as_mut_bytes();
+    let mut words = aligned_copy(data);
+    let n = data.len();
+    check(&bytemuck::cast_slice::<u128, u8>(&words)[..n]);
+    if n >= 128 {
+        let b = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..n];
         let declared = u64::from_le_bytes(b[24..32].try_into().unwrap());
         let total = declared.min(b.len() as u64) as usize;
         let sum = checksum(&b[..total]);
         b[120..128].copy_from_slice(&sum.to_le_bytes());
-        check(img.as_bytes());
+        check(&bytemuck::cast_slice::<u128, u8>(&words)[..n]);
     }
 });
