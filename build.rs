@@ -19,6 +19,31 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SBRIDGE_UPDATE_HEADER");
     #[cfg(feature = "ffi")]
     header::generate();
+    #[cfg(feature = "ffi")]
+    shared_library_name();
+}
+
+/// The shared library's ELF soname (`libsbridge.so.0.<minor>` for 0.x, where every minor version
+/// may change the ABI; `libsbridge.so.<major>` from 1.0) or its Mach-O install name
+/// (`@rpath/libsbridge.dylib`), passed to the cdylib's link only. Every build of the C libraries
+/// (CMake's, c_examples/Makefile's, a plain `cargo rustc --crate-type cdylib`) then makes the same
+/// file, and one `cargo rustc --crate-type staticlib --crate-type cdylib` serves them all.
+#[cfg(feature = "ffi")]
+fn shared_library_name() {
+    let v = |k: &str| std::env::var(k).expect(k);
+    let (major, minor) = (v("CARGO_PKG_VERSION_MAJOR"), v("CARGO_PKG_VERSION_MINOR"));
+    let soversion = if major == "0" {
+        format!("0.{minor}")
+    } else {
+        major
+    };
+    match std::env::var("CARGO_CFG_TARGET_OS").as_deref() {
+        Ok("macos" | "ios") => {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libsbridge.dylib")
+        }
+        Ok("windows" | "none") | Err(_) => {}
+        Ok(_) => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libsbridge.so.{soversion}"),
+    }
 }
 
 #[cfg(feature = "ffi")]

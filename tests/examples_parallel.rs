@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 #[path = "common/tools.rs"]
 mod tools;
-use tools::{c_lib_target_dir, cargo_cmd, cc_cmd, require, root, scratch};
+use tools::{
+    c_lib_cargo, c_lib_target_dir, cargo_cmd, cc_cmd, require, root, scratch, C_SYSTEM_LIBS,
+};
 
 // =================================================================================================
 // Tools, the static library, compiling and running
@@ -46,23 +48,8 @@ fn example(name: &str) -> PathBuf {
 
 fn build_lib() -> Result<PathBuf, String> {
     let t0 = Instant::now();
-    let target_dir = c_lib_target_dir();
-    let out = Command::new(cargo_cmd())
-        .arg("rustc")
-        .arg("--manifest-path")
-        .arg(root().join("Cargo.toml"))
-        .args([
-            "--release",
-            "--lib",
-            "--features",
-            "ffi",
-            "--crate-type",
-            "staticlib",
-            "--quiet",
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("CI", "true")
+    let out = c_lib_cargo()
+        .arg("--quiet")
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
@@ -71,20 +58,20 @@ fn build_lib() -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let dir = target_dir.join("release");
-    if !dir.join("libsbridge.a").is_file() {
-        return Err(format!("cargo built no {}/libsbridge.a", dir.display()));
+    let archive = c_lib_target_dir().join("release").join("libsbridge.a");
+    if !archive.is_file() {
+        return Err(format!("cargo built no {}", archive.display()));
     }
     eprintln!(
-        "static library in {} ready after {:.1} s",
-        dir.display(),
+        "static library {} ready after {:.1} s",
+        archive.display(),
         t0.elapsed().as_secs_f64()
     );
-    Ok(dir)
+    Ok(archive)
 }
 
-/// Directory holding `libsbridge.a`, built once per test run.
-fn lib_dir() -> &'static Path {
+/// `libsbridge.a`, built once per test run.
+fn lib_archive() -> &'static Path {
     static LIB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match LIB.get_or_init(build_lib) {
         Ok(d) => d,
@@ -113,7 +100,6 @@ const F_FLAGS: [&str; 8] = [
 ];
 /// On the examples' own sources (not on ffi/sbridge.f90, whose file I/O copies arrays).
 const F_EXAMPLE_FLAGS: [&str; 2] = ["-Warray-temporaries", "-fcheck=all"];
-const LINK: [&str; 4] = ["-lsbridge", "-lm", "-lpthread", "-ldl"];
 
 /// What a finished program did.
 struct Run {
@@ -172,7 +158,7 @@ fn run_ok(cmd: &mut Command, log: &Path) -> Run {
 
 fn compile_c(src: &Path, exe: &Path, extra: &[&str]) {
     require(&cc_cmd());
-    let lib = lib_dir();
+    let lib = lib_archive();
     run_ok(
         Command::new(cc_cmd())
             .args(C_FLAGS)
@@ -182,9 +168,8 @@ fn compile_c(src: &Path, exe: &Path, extra: &[&str]) {
             .arg(src)
             .arg("-o")
             .arg(exe)
-            .arg("-L")
             .arg(lib)
-            .args(LINK),
+            .args(C_SYSTEM_LIBS),
         &exe.with_extension("cc"),
     );
 }
@@ -193,7 +178,7 @@ fn compile_c(src: &Path, exe: &Path, extra: &[&str]) {
 /// with `compiler` (gfortran, or an MPI wrapper around it) and links the program.
 fn compile_fortran(compiler: &str, main: &Path, exe: &Path, extra: &[&str], objects: &[PathBuf]) {
     require(compiler);
-    let lib = lib_dir();
+    let lib = lib_archive();
     let name = exe.file_name().unwrap().to_string_lossy().into_owned();
     let moddir = exe.with_file_name(format!("mod-{name}"));
     std::fs::create_dir_all(&moddir).unwrap();
@@ -222,9 +207,8 @@ fn compile_fortran(compiler: &str, main: &Path, exe: &Path, extra: &[&str], obje
             .args(objects)
             .arg("-o")
             .arg(exe)
-            .arg("-L")
             .arg(lib)
-            .args(LINK),
+            .args(C_SYSTEM_LIBS),
         &moddir.join("program"),
     );
 }
@@ -843,7 +827,8 @@ fn makefile_runs_the_parallel_examples() {
     for tool in ["make", "gfortran", "mpifort", "mpiexec", "valgrind"] {
         require(tool);
     }
-    let target_dir = lib_dir().parent().unwrap().to_path_buf();
+    lib_archive();
+    let target_dir = c_lib_target_dir();
     let dir = scratch("makefile");
     let r = run_ok(
         Command::new("make")

@@ -4,9 +4,8 @@
 //! pkg-config, and with `add_subdirectory` of the source tree; every program prints the value the
 //! Rust API computes, bit for bit. The build must leave the source tree as it was.
 //!
-//! The CMake build has a cargo target directory of its own under `CARGO_TARGET_TMPDIR`, not the
-//! one tests/c_abi.rs and tests/examples_parallel.rs share: it puts `libsbridge.so` beside
-//! `libsbridge.a`, and their `-lsbridge` would then link the shared library.
+//! The CMake build uses the cargo target directory tests/c_abi.rs and tests/examples_parallel.rs
+//! build in (`tools::c_lib_target_dir`): its cargo command is theirs, so after them it is a no-op.
 //!
 //! Tools: `cmake`, `pkg-config`, `gfortran`, `cc` (`.ci/install-c-tools` installs them); a
 //! missing one fails the test.
@@ -20,11 +19,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
-
-/// The CMake builds' cargo target directory (shared by the tests of this file).
-fn cmake_cargo_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("packaging-cargo")
-}
 
 /// Runs a command, printing how long it took (the build steps are the slow part of the test).
 fn timed(what: &str, cmd: &mut Command) -> String {
@@ -75,7 +69,7 @@ fn cargo_defines() -> [String; 2] {
         format!("-DSBRIDGE_CARGO={}", cargo_cmd()),
         format!(
             "-DSBRIDGE_CARGO_TARGET_DIR={}",
-            cmake_cargo_target_dir().display()
+            c_lib_target_dir().display()
         ),
     ]
 }

@@ -22,12 +22,34 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// The target directory of the nested `cargo rustc` that builds the C libraries for the tests
-/// (shared by tests/c_abi.rs and tests/examples_parallel.rs; a nested cargo on
-/// the outer build's target directory would wait forever for the lock `cargo test` holds).
+/// The target directory of the nested cargo that builds the C libraries for the tests (a nested
+/// cargo on the outer build's target directory would wait forever for the lock `cargo test`
+/// holds). tests/c_abi.rs and tests/examples_parallel.rs build with [`c_lib_cargo`], the
+/// Makefile tests with c_examples/Makefile and tests/packaging.rs with CMakeLists.txt: the same
+/// cargo command, so the first build serves the rest (a second build of the library took
+/// ~150 s on the 2-core machine).
 pub fn c_lib_target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_abi-cargo")
 }
+
+/// The cargo command that builds the C libraries into [`c_lib_target_dir`]: CMakeLists.txt's
+/// and c_examples/Makefile's (`cargo rustc --release --lib --features ffi --crate-type staticlib
+/// --crate-type cdylib`). The directory then holds `libsbridge.so` beside `libsbridge.a`, so
+/// programs link the archive by its path ([`C_SYSTEM_LIBS`] after it), never `-lsbridge`.
+pub fn c_lib_cargo() -> Command {
+    let mut cmd = Command::new(cargo_cmd());
+    cmd.arg("rustc")
+        .arg("--manifest-path")
+        .arg(root().join("Cargo.toml"))
+        .args(["--release", "--lib", "--features", "ffi"])
+        .args(["--crate-type", "staticlib", "--crate-type", "cdylib"])
+        .arg("--target-dir")
+        .arg(c_lib_target_dir());
+    cmd
+}
+
+/// What a program linked to `libsbridge.a` needs from the system (Linux).
+pub const C_SYSTEM_LIBS: [&str; 3] = ["-lm", "-lpthread", "-ldl"];
 
 /// Fails (never skips) when a tool is missing.
 pub fn require(tool: &str) {
