@@ -30,7 +30,7 @@ fn main() {
 /// file, and one `cargo rustc --crate-type staticlib --crate-type cdylib` serves them all.
 #[cfg(feature = "ffi")]
 fn shared_library_name() {
-    let v = |k: &str| std::env::var(k).expect(k);
+    let v = header::cargo_env;
     let (major, minor) = (v("CARGO_PKG_VERSION_MAJOR"), v("CARGO_PKG_VERSION_MINOR"));
     let soversion = if major == "0" {
         format!("0.{minor}")
@@ -63,11 +63,16 @@ mod header {
         }
     }
 
+    /// A variable cargo sets for build scripts.
+    pub fn cargo_env(key: &str) -> String {
+        std::env::var(key).expect(key)
+    }
+
     pub fn generate() {
         let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
         let mut config =
             cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
-        let v = |k: &str| std::env::var(k).expect(k);
+        let v = cargo_env;
         config.after_includes = Some(format!(
             "\n#define SBRIDGE_VERSION_MAJOR {}\n#define SBRIDGE_VERSION_MINOR {}\n#define SBRIDGE_VERSION_PATCH {}\n#define SBRIDGE_VERSION \"{}\"\n",
             v("CARGO_PKG_VERSION_MAJOR"),

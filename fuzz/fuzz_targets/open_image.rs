@@ -85,17 +85,22 @@ fn aligned_copy(data: &[u8]) -> Vec<u128> {
     words
 }
 
+/// The first `n` bytes of `words`.
+fn first_bytes(words: &[u128], n: usize) -> &[u8] {
+    &bytemuck::cast_slice::<u128, u8>(words)[..n]
+}
+
 fuzz_target!(|data: &[u8]| {
     check(data);
     let mut words = aligned_copy(data);
     let n = data.len();
-    check(&bytemuck::cast_slice::<u128, u8>(&words)[..n]);
+    check(first_bytes(&words, n));
     if n >= 128 {
         let b = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..n];
         let declared = u64::from_le_bytes(b[24..32].try_into().unwrap());
         let total = declared.min(b.len() as u64) as usize;
         let sum = checksum(&b[..total]);
         b[120..128].copy_from_slice(&sum.to_le_bytes());
-        check(&bytemuck::cast_slice::<u128, u8>(&words)[..n]);
+        check(first_bytes(&words, n));
     }
 });
