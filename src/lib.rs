@@ -49,6 +49,10 @@
 #![deny(unsafe_code)]
 #[cfg(any(feature = "std", test))]
 extern crate std;
+// The shared test files (`src/fused/tests.rs`, also compiled by `tests/fused_builds.rs`) name
+// the crate by its own name.
+#[cfg(test)]
+extern crate self as sbridge;
 
 pub(crate) mod anderson;
 pub mod bandwidth;
