@@ -3,8 +3,10 @@
 //! files are the crate's unit tests, which compile only the portable build (`cfg(test)`). Both
 //! builds are held to the documented scalar order, so they give the same bits.
 
+// The module names are those of the crate's unit tests (`sbridge::fused::{tests,
+// symmetric_tests}`): the symmetric tests use their sibling's reference lane reduction.
 #[path = "../src/fused/tests.rs"]
-mod pass;
+mod tests;
 
-#[path = "../src/fused/symmetric/tests.rs"]
-mod symmetric;
+#[path = "../src/fused/symmetric_tests.rs"]
+mod symmetric_tests;

@@ -35,6 +35,24 @@ use crate::kernel::InvBandwidth;
 use crate::layout::MAX_HEAD_DIM;
 use crate::real::Real;
 
+/// Compiles the function it wraps for every vector build the host chooses from at run time: with
+/// the `std` feature on x86-64, AVX-512 and AVX2 builds beside the baseline one, picked by the
+/// `multiversion` crate when the function is called. Elsewhere (`no_std`, firmware, other
+/// architectures) and in the crate's own unit-test build (see `tests.rs`) there is one build, for
+/// the build target's own features.
+macro_rules! vector_builds {
+    ($item:item) => {
+        #[cfg_attr(
+            all(feature = "std", target_arch = "x86_64", not(test)),
+            multiversion::multiversion(targets(
+                "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
+                "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
+            ))
+        )]
+        $item
+    };
+}
+
 pub mod symmetric;
 
 /// Samples per chunk: the number of partial sums of every accumulation (see the module docs).
@@ -268,7 +286,7 @@ impl_fused_pass!(f64);
 //
 // The crate's own unit-test build (`cfg(test)`) compiles only the portable build: the unit tests
 // then check the code a CPU without AVX2 (or a firmware) runs against the documented scalar order,
-// and `tests/fused_order.rs` checks the run-time-selected build against the same order. One
+// and `tests/fused_builds.rs` checks the run-time-selected build against the same order. One
 // vector build instead of three also takes about a third of the test build's time off.
 
 /// Expands `$body` once for every combination of layout, metric and bandwidth, with `$ld`, `$w`
@@ -321,50 +339,29 @@ macro_rules! with_variants {
     }};
 }
 
-#[cfg_attr(
-    all(feature = "std", target_arch = "x86_64", not(test)),
-    multiversion::multiversion(targets(
-        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
-        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
-    ))
-)]
+vector_builds! {
 fn dispatch_sums<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> Sums<T> {
     with_variants!(q, |ld, w, bw| body_sums(
         ld, q.x, w, q.offsets, bw, targets, shift
     ))
 }
+}
 
-#[cfg_attr(
-    all(feature = "std", target_arch = "x86_64", not(test)),
-    multiversion::multiversion(targets(
-        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
-        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
-    ))
-)]
+vector_builds! {
 fn dispatch_max<T: Real>(q: &Query<'_, T>) -> T {
     with_variants!(q, |ld, w, bw| body_max(ld, q.x, w, q.offsets, bw))
 }
+}
 
-#[cfg_attr(
-    all(feature = "std", target_arch = "x86_64", not(test)),
-    multiversion::multiversion(targets(
-        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
-        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
-    ))
-)]
+vector_builds! {
 fn dispatch_row<T: Real>(q: &Query<'_, T>, shift: T, out: &mut [T]) -> T {
     with_variants!(q, |ld, w, bw| body_row(
         ld, q.x, w, q.offsets, bw, shift, out
     ))
 }
+}
 
-#[cfg_attr(
-    all(feature = "std", target_arch = "x86_64", not(test)),
-    multiversion::multiversion(targets(
-        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
-        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
-    ))
-)]
+vector_builds! {
 fn dispatch_logit_sum<T: Real>(row: &[T], offsets: Option<&[T]>, shift: T) -> T {
     let m = row.len();
     let mut sum = [T::ZERO; LANES];
@@ -389,6 +386,7 @@ fn dispatch_logit_sum<T: Real>(row: &[T], offsets: Option<&[T]>, shift: T) -> T 
         j0 += LANES;
     }
     reduce_lanes(sum)
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -896,5 +894,7 @@ fn body_row<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>>(
     reduce_lanes(sum)
 }
 
+#[cfg(test)]
+mod symmetric_tests;
 #[cfg(test)]
 mod tests;

@@ -142,13 +142,7 @@ pub fn row_sums_with<T: Real>(
 // Dispatch (as in the fused pass: `multiversion` picks an AVX-512 or AVX2 build on an x86-64
 // `std` host; otherwise the build target's features).
 
-#[cfg_attr(
-    all(feature = "std", target_arch = "x86_64", not(test)),
-    multiversion::multiversion(targets(
-        "x86_64+avx512f+avx512vl+avx512dq+avx512bw+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt",
-        "x86_64+avx2+avx+fma+bmi1+bmi2+lzcnt+popcnt"
-    ))
-)]
+vector_builds! {
 pub(super) fn dispatch_blocks<T: Real>(
     k: &SymmetricKernel<'_, T>,
     g: &[T],
@@ -215,6 +209,7 @@ pub(super) fn dispatch_blocks<T: Real>(
             }
         }
     }
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,5 +514,4 @@ fn body_blocks<T: Real, R: RowLogits<T>>(
     }
 }
 
-#[cfg(test)]
-mod tests;
+// Tests: `super::symmetric_tests` (src/fused/symmetric_tests.rs).

@@ -12,8 +12,9 @@ use sbridge::rng::Rng;
 use std::vec::Vec;
 
 /// The documented lane reduction, `v_l ← v_l + v_{l+h}` for `h = LANES/2, …, 1`, written out here
-/// rather than taken from the crate, so that the reference does not share the code it checks.
-fn reduce_lanes<T: Real>(mut v: [T; LANES]) -> T {
+/// rather than taken from the crate, so that the scalar references (this file's and
+/// `symmetric_tests.rs`'s) do not share the code they check.
+pub(crate) fn reduce_lanes<T: Real>(mut v: [T; LANES]) -> T {
     let mut h = LANES / 2;
     while h > 0 {
         for l in 0..h {

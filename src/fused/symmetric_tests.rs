@@ -1,6 +1,7 @@
-//! The symmetric pass's tests, compiled twice like the fused pass's (`src/fused/tests.rs`): as
-//! unit tests against the portable build and by `tests/fused_builds.rs` against the build chosen
-//! at run time. Both must give the bits of the documented scalar order.
+//! The symmetric pass's tests, compiled twice like the fused pass's (`src/fused/tests.rs`, its
+//! sibling module in both builds): as unit tests against the portable build and by
+//! `tests/fused_builds.rs` against the build chosen at run time. Both must give the bits of the
+//! documented scalar order.
 use sbridge::fused::symmetric::{
     row_sums_with, tile_blocks, tile_range, tiles, KernelSource, SymmetricKernel, TILE,
 };
@@ -10,17 +11,8 @@ use sbridge::real::Real;
 use sbridge::rng::Rng;
 use std::vec::Vec;
 
-/// The documented lane reduction (see `src/fused/tests.rs`), written out here.
-fn reduce_lanes<T: Real>(mut v: [T; LANES]) -> T {
-    let mut h = LANES / 2;
-    while h > 0 {
-        for l in 0..h {
-            v[l] += v[l + h];
-        }
-        h /= 2;
-    }
-    v[0]
-}
+// The sibling module `tests` (`src/fused/tests.rs`) in both builds of these tests.
+use super::tests::reduce_lanes;
 
 /// [`row_sums_with`] on one thread.
 fn row_sums<T: Real>(k: &SymmetricKernel<'_, T>, g: &[T], sums: &mut [T], parts: &mut [T]) {
