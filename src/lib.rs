@@ -73,6 +73,8 @@ pub mod real;
 pub mod rng;
 pub mod sampler;
 pub mod sinkhorn;
+pub mod spatial;
+pub(crate) mod tile_bounds;
 
 #[cfg(feature = "std")]
 pub mod lorenz96;

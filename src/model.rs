@@ -231,6 +231,11 @@ pub struct ModelFitReport {
     pub max_residual: f64,
     /// Image length in bytes.
     pub image_len: usize,
+    /// Largest kernel mass a row of a head's truncated Sinkhorn run left out
+    /// ([`SinkhornReport::neglected`](crate::SinkhornReport::neglected); `0` without
+    /// [`SinkhornOptions::truncation`](crate::SinkhornOptions::truncation), and the bound `τ`
+    /// itself for a head that did not converge). Not stored in the image.
+    pub max_neglected: f64,
 }
 
 fn put_u32(b: &mut [u8], at: usize, v: u32) {
@@ -279,6 +284,7 @@ struct HeadFit {
     log_v_max: f64,
     iterations: u32,
     residual: f64,
+    neglected: f64,
     converged: bool,
 }
 
@@ -378,12 +384,17 @@ fn fill_head<T: ImageFloat>(
         let _ = sinkhorn_threads;
         sinkhorn(&head_data, cfg.eps, rho, cfg.sinkhorn, log_v, work, None)
     };
-    let (iterations, residual, converged) = match result {
-        Ok(r) => (r.iterations, r.residual, true),
+    let (iterations, residual, neglected, converged) = match result {
+        Ok(r) => (r.iterations, r.residual, r.neglected, true),
         Err(Error::NotConverged {
             iterations,
             residual,
-        }) => (iterations, residual, false),
+        }) => (
+            iterations,
+            residual,
+            cfg.sinkhorn.truncation.to_f64(),
+            false,
+        ),
         Err(e) => return Err(e),
     };
     Ok(HeadFit {
@@ -391,6 +402,7 @@ fn fill_head<T: ImageFloat>(
         log_v_max: max_of(log_v).to_f64(),
         iterations,
         residual,
+        neglected,
         converged,
     })
 }
@@ -480,6 +492,7 @@ pub fn write_model<'b, T: ImageFloat>(
         max_iterations: 0,
         max_residual: 0.0,
         image_len: total,
+        max_neglected: 0.0,
     };
     let mut all_converged = true;
     let mut places = HeadPlaces::new(layout, m, core::mem::size_of::<T>(), flags)?;
@@ -499,6 +512,7 @@ pub fn write_model<'b, T: ImageFloat>(
         write_entry(img, h, nb.len(), tg.len(), &s, &fit);
         report.max_iterations = report.max_iterations.max(fit.iterations);
         report.max_residual = report.max_residual.max(fit.residual);
+        report.max_neglected = report.max_neglected.max(fit.neglected);
         all_converged &= fit.converged;
     }
     seal(buf, total, report, all_converged)
@@ -590,6 +604,7 @@ pub fn write_model_threaded<'b, T: ImageFloat>(
         max_iterations: 0,
         max_residual: 0.0,
         image_len: total,
+        max_neglected: 0.0,
     };
     let mut all_converged = true;
     for (h, (fit, s)) in fits.into_iter().zip(&sections).enumerate() {
@@ -604,6 +619,7 @@ pub fn write_model_threaded<'b, T: ImageFloat>(
         );
         report.max_iterations = report.max_iterations.max(fit.iterations);
         report.max_residual = report.max_residual.max(fit.residual);
+        report.max_neglected = report.max_neglected.max(fit.neglected);
         all_converged &= fit.converged;
     }
     seal(buf, total, report, all_converged)

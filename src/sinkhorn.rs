@@ -49,6 +49,17 @@
 //! the samples) and cached (the caller lends `M²` values to hold `log T`, `O(M²/2)` per
 //! iteration). [`sinkhorn_threaded`] (feature `std`) splits each tile row's blocks over threads;
 //! the order of accumulation does not depend on that split, so neither does the result.
+//!
+//! **Truncation** ([`SinkhornOptions::truncation`] `= τ > 0`). At small `ε` almost every entry
+//! of the kernel is negligible. Each sweep bounds the entries of every block of two tiles from the
+//! tiles' bounding boxes and largest offsets (`crate::tile_bounds`: `b_IJ ≥ a_ij` for all `i ∈ I`,
+//! `j ∈ J`) and skips block `(I, J ≠ I)` when `b_IJ ≤ ln(τ / M)`, so that no row loses more than
+//! `τ` of its sum; the run solves the scaling of the kernel with those entries set to zero, whose
+//! bits do not depend on the threads either (a skipped block adds nothing in the documented order).
+//! The report states the bound met ([`SinkhornReport::neglected`]) and the fraction of the
+//! kernel computed ([`SinkhornReport::kernel_fraction`]). Tiles are consecutive samples, so only
+//! samples in a spatial order ([`crate::spatial::tile_order`]) have small boxes: 2-D bimodal data
+//! at `ε = 0.001`, `M = 120 000`, `τ = 1e-10`, compute 20 % of the kernel.
 
 use crate::anderson::{self, Anderson};
 use crate::bridge::transpose_samples;
@@ -58,6 +69,7 @@ use crate::fused::symmetric::{self, KernelSource, SymmetricKernel, TILE};
 use crate::fused::{self, Samples};
 use crate::kernel::{log_kernel_row, metric_weights_into, InvBandwidth};
 use crate::real::Real;
+use crate::tile_bounds::{self, TileBounds};
 use core::ops::Range;
 
 /// Stopping rule and relaxation of the Sinkhorn iteration.
@@ -74,6 +86,14 @@ pub struct SinkhornOptions<T> {
     /// plain relaxed update; default `4`, see the module docs). Larger is
     /// [`Error::InvalidTolerance`].
     pub anderson: u32,
+    /// Bound `τ ∈ [0, 1)` on the kernel mass each row may leave out (`0`, the default: every
+    /// entry is computed). With `τ > 0` the blocks of two tiles whose entries are provably below
+    /// `τ / M` each are skipped (see the module docs); the run then solves the truncated kernel's
+    /// scaling, [`SinkhornReport::neglected`] states the bound it met, and the exact kernel's row
+    /// sums at the result are within `tol + neglected` of 1. Only spatially ordered samples
+    /// ([`crate::spatial::tile_order`]) have tiles small enough to skip. Outside `[0, 1)` the call
+    /// is [`Error::InvalidTolerance`].
+    pub truncation: T,
 }
 
 impl<T: Real> SinkhornOptions<T> {
@@ -84,6 +104,7 @@ impl<T: Real> SinkhornOptions<T> {
             max_iter,
             relaxation: T::from_f64(4.0 / 3.0),
             anderson: MAX_ANDERSON_DEPTH as u32,
+            truncation: T::ZERO,
         }
     }
 
@@ -124,6 +145,12 @@ pub struct SinkhornReport {
     pub residual: f64,
     /// The path taken.
     pub path: SinkhornPath,
+    /// With [`SinkhornOptions::truncation`]: the largest kernel mass a row left out at the result,
+    /// `max_I Σ_{J skipped} |J| e^{b_IJ}` (`≤ τ`; `0` for the exact run).
+    pub neglected: f64,
+    /// The fraction of the `M²` kernel entries in the blocks computed by the last sweep (`1` for
+    /// the exact run, which computes each entry of the symmetric kernel once for both rows).
+    pub kernel_fraction: f64,
 }
 
 /// The largest [`SinkhornOptions::anderson`] depth.
@@ -131,9 +158,11 @@ pub const MAX_ANDERSON_DEPTH: usize = anderson::MAX_DEPTH;
 
 /// Work space of [`sinkhorn`] in values of `T`: three rows of `M`, the metric weights (`d`), a
 /// coordinate-major copy of the samples (`M d`), the symmetric pass's row parts
-/// (`⌈M / 256⌉ · 256`) and the Anderson history (`(2·4 + 2) M`).
+/// (`⌈M / 256⌉ · 256`), the Anderson history (`(2·4 + 2) M`) and the truncation's tile bounds
+/// (`⌈M / 256⌉ · (2d + 2)`).
 pub const fn sinkhorn_workspace_len(m: usize, d: usize) -> usize {
-    m.saturating_mul(3)
+    tile_bounds::workspace_len(m, d)
+        .saturating_add(m.saturating_mul(3))
         .saturating_add(d)
         .saturating_add(m.saturating_mul(d))
         .saturating_add(symmetric::tiles(m).saturating_mul(TILE))
@@ -227,8 +256,10 @@ pub fn sinkhorn<T: Real>(
         log_v_out,
         work,
         cache,
-        &|kernel, g, ti, tiles, row_parts, col_sums| {
-            symmetric::tile_blocks(kernel, g, ti, tiles, row_parts, col_sums)
+        &|kernel, g, ti, tiles, row_parts, col_sums, keep| {
+            kept_runs(tiles, keep, row_parts, col_sums, &mut |run, rp, cs| {
+                symmetric::tile_blocks(kernel, g, ti, run, rp, cs)
+            })
         },
     )
 }
@@ -257,33 +288,86 @@ pub fn sinkhorn_threaded<T: Real>(
         log_v_out,
         work,
         cache,
-        &|kernel, g, ti, tiles, row_parts, col_sums| {
-            let n = tiles.len();
-            if threads == 1 || n < 2 {
-                return symmetric::tile_blocks(kernel, g, ti, tiles, row_parts, col_sums);
+        &|kernel, g, ti, tiles, row_parts, col_sums, keep| {
+            let blocks = |run: Range<usize>, rp: &mut [T], cs: &mut [T]| {
+                kept_runs(run, keep, rp, cs, &mut |r, rp, cs| {
+                    symmetric::tile_blocks(kernel, g, ti, r, rp, cs)
+                })
+            };
+            // Contiguous pieces of the column tiles with about the same number of kept blocks.
+            let kept = tiles.clone().filter(|&j| keep(j)).count();
+            if threads == 1 || kept < 2 {
+                return blocks(tiles, row_parts, col_sums);
             }
-            let per = n.div_ceil(threads);
+            let per = kept.div_ceil(threads);
             std::thread::scope(|scope| {
                 let (mut rp, mut cs) = (row_parts, col_sums);
-                let mut start = tiles.start;
+                let (mut start, mut done) = (tiles.start, 0);
                 while start < tiles.end {
-                    let end = (start + per).min(tiles.end);
+                    let mut end = start;
+                    let mut n = 0;
+                    while end < tiles.end && n < per {
+                        n += usize::from(keep(end));
+                        end += 1;
+                    }
+                    done += n;
+                    if done == kept {
+                        // Nothing kept beyond: this piece takes the rest, on this thread.
+                        end = tiles.end;
+                    }
                     let take = (end - start) * TILE;
                     let (rp_now, rp_rest) = rp.split_at_mut(take.min(rp.len()));
                     let (cs_now, cs_rest) = cs.split_at_mut(take.min(cs.len()));
                     if end == tiles.end {
-                        // The last run on this thread.
-                        symmetric::tile_blocks(kernel, g, ti, start..end, rp_now, cs_now);
+                        // The last piece, on this thread.
+                        blocks(start..end, rp_now, cs_now);
                     } else {
-                        scope.spawn(move || {
-                            symmetric::tile_blocks(kernel, g, ti, start..end, rp_now, cs_now)
-                        });
+                        scope.spawn(move || blocks(start..end, rp_now, cs_now));
                     }
                     (rp, cs, start) = (rp_rest, cs_rest, end);
                 }
             });
         },
     )
+}
+
+/// Computes the blocks of one run of kept column tiles: `(run, row parts, column sums)`.
+type RunBlocks<'s, T> = dyn FnMut(Range<usize>, &mut [T], &mut [T]) + 's;
+
+/// Calls `f(run, row parts, column sums)` for each maximal run of column tiles of `tiles` that
+/// `keep` names, with the slices of `row_parts` and `col_sums` (both indexed from `tiles.start`,
+/// `TILE` values per tile) that belong to the run; the row parts of a skipped tile are set to
+/// `+0` and its column sums are left alone.
+fn kept_runs<T: Real>(
+    tiles: Range<usize>,
+    keep: &Keep<'_>,
+    row_parts: &mut [T],
+    col_sums: &mut [T],
+    f: &mut RunBlocks<'_, T>,
+) {
+    let first = tiles.start;
+    let mut j = first;
+    while j < tiles.end {
+        let at = (j - first) * TILE;
+        if !keep(j) {
+            let upto = (at + TILE).min(row_parts.len());
+            row_parts[at..upto].fill(T::ZERO);
+            j += 1;
+            continue;
+        }
+        let mut end = j + 1;
+        while end < tiles.end && keep(end) {
+            end += 1;
+        }
+        let upto = (end - first) * TILE;
+        let (nr, nc) = (row_parts.len(), col_sums.len());
+        f(
+            j..end,
+            &mut row_parts[at..upto.min(nr)],
+            &mut col_sums[at.min(nc)..upto.min(nc)],
+        );
+        j = end;
+    }
 }
 
 /// The single-row pass of one of the two paths (for rows the symmetric pass cannot sum).
@@ -301,15 +385,39 @@ struct Source<'a, T> {
 /// Computes the symmetric pass's blocks `(ti, J)`, `J` in a range, for offsets `g`
 /// (`kernel, g, ti, J-range, row parts, column sums`; see `fused::symmetric::tile_blocks`), on
 /// the calling thread or split over threads.
-type Blocks<'s, T> =
-    dyn Fn(&SymmetricKernel<'_, T>, &[T], usize, Range<usize>, &mut [T], &mut [T]) + Sync + 's;
+type Blocks<'s, T> = dyn Fn(&SymmetricKernel<'_, T>, &[T], usize, Range<usize>, &mut [T], &mut [T], &Keep<'_>)
+    + Sync
+    + 's;
+
+/// Whether the block of the current tile row and column tile `J` is computed.
+type Keep<'s> = dyn Fn(usize) -> bool + Sync + 's;
 
 impl<T: Real> Source<'_, T> {
     /// All row sums `S_i` at offsets `g` into `sums`; `parts` is the symmetric pass's work space.
-    fn sweep(&self, blocks: &Blocks<'_, T>, g: &[T], sums: &mut [T], parts: &mut [T]) {
-        symmetric::row_sums_with(self.kernel.m, sums, parts, &mut |ti, tj, rp, cs| {
-            blocks(&self.kernel, g, ti, tj, rp, cs)
-        });
+    /// With `bounds` (a truncated run) only the blocks [`TileBounds::keep`] names are computed,
+    /// as contiguous runs of column tiles; a skipped block's row parts are `+0` and its column
+    /// parts are not added, so the order of accumulation of the kept entries is unchanged.
+    fn sweep(
+        &self,
+        blocks: &Blocks<'_, T>,
+        g: &[T],
+        sums: &mut [T],
+        parts: &mut [T],
+        bounds: Option<&mut TileBounds<'_, T>>,
+    ) {
+        let m = self.kernel.m;
+        match bounds {
+            None => symmetric::row_sums_with(m, sums, parts, &mut |ti, tj, rp, cs| {
+                blocks(&self.kernel, g, ti, tj, rp, cs, &|_| true)
+            }),
+            Some(b) => {
+                b.set_offsets(g);
+                let b = &*b;
+                symmetric::row_sums_with(m, sums, parts, &mut |ti, tj, rp, cs| {
+                    blocks(&self.kernel, g, ti, tj, rp, cs, &|j| b.keep(ti, j))
+                })
+            }
+        }
         for (i, s) in sums.iter_mut().enumerate() {
             if !(*s >= T::FUSED_MIN_SUM && s.is_finite()) {
                 *s = match &self.single {
@@ -346,6 +454,7 @@ fn run<T: Real>(
         && opts.relaxation >= T::ONE
         && opts.relaxation < T::from_f64(2.0))
         || opts.anderson as usize > MAX_ANDERSON_DEPTH
+        || !(opts.truncation >= T::ZERO && opts.truncation < T::ONE)
     {
         return Err(Error::InvalidTolerance);
     }
@@ -373,6 +482,7 @@ fn run<T: Real>(
     let (w, rest) = rest.split_at_mut(d);
     let (columns, rest) = rest.split_at_mut(m * d);
     let (parts, rest) = rest.split_at_mut(symmetric::tiles(m) * TILE);
+    let (bounds_work, rest) = rest.split_at_mut(tile_bounds::workspace_len(m, d));
     let mut accel = Anderson::new(
         opts.anderson as usize,
         m,
@@ -438,8 +548,12 @@ fn run<T: Real>(
         SingleRows::Cached(_) => SinkhornPath::CachedKernel,
     };
 
+    let w = &*w;
+    let mut bounds = (opts.truncation > T::ZERO)
+        .then(|| TileBounds::new(data.data(), d, w, eps, rho, opts.truncation, bounds_work));
+
     // The start v0 = (T 1)^(−1/2): the sums at offsets g = 0.
-    source.sweep(blocks, zeros, sums, parts);
+    source.sweep(blocks, zeros, sums, parts, bounds.as_mut());
     for (gi, &si) in g.iter_mut().zip(sums.iter()) {
         *gi = -T::from_f64(0.5) * si.ln();
     }
@@ -449,7 +563,7 @@ fn run<T: Real>(
     let mut last_res = T::INFINITY;
     let mut updates: u32 = 0;
     loop {
-        source.sweep(blocks, g, sums, parts);
+        source.sweep(blocks, g, sums, parts, bounds.as_mut());
         let mut res = T::ZERO;
         for &si in sums.iter() {
             let r = (si - T::ONE).abs();
@@ -464,10 +578,15 @@ fn run<T: Real>(
             best.copy_from_slice(g);
         }
         if res <= opts.tol {
+            let (neglected, kernel_fraction) = bounds
+                .as_ref()
+                .map_or((0.0, 1.0), |b| b.neglected_and_kept());
             return Ok(SinkhornReport {
                 iterations: updates,
                 residual: res.to_f64(),
                 path,
+                neglected,
+                kernel_fraction,
             });
         }
         if updates == opts.max_iter {

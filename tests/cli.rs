@@ -468,6 +468,43 @@ fn bad_data_files() {
     );
 }
 
+/// `--spatial-order --truncation τ`: the summary states the neglected mass, within `τ`, and the
+/// image holds the same samples (as a set) as the data, in tile order.
+#[test]
+fn fit_truncated_in_tile_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bimodal.csv");
+    let rows: Vec<Vec<f64>> = (0..3000)
+        .map(|j| {
+            let t = j as f64 * 0.618_034;
+            let (u, v) = ((t * 7.3).sin(), (t * 3.1).cos());
+            vec![if j % 2 == 0 { -1.0 } else { 1.0 } + 0.3 * u, 0.3 * v]
+        })
+        .collect();
+    write_csv(&csv, &rows);
+    let out = dir.path().join("t.sbm");
+    let fit = |extra: &[&str]| {
+        let mut a = vec!["fit", "--data", s(&csv), "--out", s(&out), "--eps", "0.002"];
+        a.extend_from_slice(extra);
+        ok(&a)
+    };
+    let summary = fit(&["--truncation", "1e-8", "--spatial-order"]);
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("truncated Sinkhorn"))
+        .unwrap_or_else(|| panic!("no truncation line in {summary}"));
+    let neglected: f64 = line
+        .split("at most ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no bound in {line:?}"));
+    assert!((0.0..=1e-8).contains(&neglected), "{line}");
+    assert!(line.contains("tile order"), "{line}");
+    let exact = fit(&[]);
+    assert!(!exact.contains("truncated"), "{exact}");
+}
+
 #[test]
 fn bad_fit_parameters() {
     let fx = fitted_helix();
@@ -484,6 +521,14 @@ fn bad_fit_parameters() {
     fit(&["--eps", "inf"], &["--eps"]);
     fit(&[], &["--eps"]);
     fit(&["--eps", "0.1", "--beta", "0.5"], &["--beta", "<= 0"]);
+    fit(
+        &["--eps", "0.1", "--truncation", "1"],
+        &["--truncation", ">= 0 and < 1"],
+    );
+    fit(
+        &["--eps", "0.1", "--truncation", "-0.001"],
+        &["--truncation"],
+    );
     fit(
         &["--eps", "0.1", "--layout", "ring"],
         &["--layout", "unknown layout 'ring'"],

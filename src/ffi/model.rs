@@ -499,8 +499,6 @@ unsafe fn fit_impl<T: ImageFloat>(
             fc.beta = Some(T::from_f64(cfg.beta));
         }
         fc.sinkhorn = SinkhornOptions {
-            relaxation: fc.sinkhorn.relaxation,
-            anderson: fc.sinkhorn.anderson,
             tol: if cfg.tol == 0.0 {
                 T::DEFAULT_SINKHORN_TOL
             } else {
@@ -511,6 +509,7 @@ unsafe fn fit_impl<T: ImageFloat>(
             } else {
                 cfg.max_iter
             },
+            ..fc.sinkhorn
         };
         let fc: FitConfig<T> = fc;
         let (status, rpt) = match model::write_model(img, data, d, scales, &hl, &fc, work) {
@@ -525,6 +524,7 @@ unsafe fn fit_impl<T: ImageFloat>(
                     max_iterations: iterations,
                     max_residual: residual,
                     image_len: model::image_len::<T>(&hl, m, fc.beta.is_some(), scales.is_some()),
+                    max_neglected: 0.0,
                 },
             ),
             Err(e) => return Err(e.into()),

@@ -15,3 +15,4 @@ mod localized_fixture;
 mod model_image;
 mod safety_nets;
 mod statistics;
+mod truncation;

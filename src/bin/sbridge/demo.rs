@@ -904,6 +904,7 @@ fn run_in(s: &Settings) -> CliResult<()> {
         beta: None,
         tol: Some(s.tol),
         max_iter: 1000,
+        truncation: 0.0,
         threads: s.threads,
     };
     let fit_pb = progress::spinner(

@@ -78,6 +78,8 @@ pub struct FitParams {
     pub tol: Option<f64>,
     /// Sinkhorn iteration cap.
     pub max_iter: u32,
+    /// [`SinkhornOptions::truncation`] (`0`: exact).
+    pub truncation: f64,
     /// Host threads fitting heads in parallel (the bytes written do not depend on it).
     pub threads: usize,
 }
@@ -95,6 +97,7 @@ pub fn fit_image<T: ImageFloat>(
         beta,
         tol,
         max_iter,
+        truncation,
         threads,
     } = *p;
     let data_t: Vec<T> = data.iter().map(|&v| T::from_f64(v)).collect();
@@ -102,7 +105,10 @@ pub fn fit_image<T: ImageFloat>(
     let cfg = FitConfig {
         eps: T::from_f64(eps),
         beta: beta.map(T::from_f64),
-        sinkhorn: SinkhornOptions::new(tol.map_or(T::DEFAULT_SINKHORN_TOL, T::from_f64), max_iter),
+        sinkhorn: SinkhornOptions {
+            truncation: T::from_f64(truncation),
+            ..SinkhornOptions::new(tol.map_or(T::DEFAULT_SINKHORN_TOL, T::from_f64), max_iter)
+        },
     };
     let view = layout.view();
     let m = data.len() / d;
@@ -139,6 +145,7 @@ pub fn fit_image<T: ImageFloat>(
                 max_iterations: iterations,
                 max_residual: residual,
                 image_len: v.bytes().len(),
+                max_neglected: truncation,
             };
             Ok(Fitted {
                 image,
@@ -153,7 +160,13 @@ pub fn fit_image<T: ImageFloat>(
 /// Runs `sbridge fit`.
 pub fn run(a: &FitArgs) -> CliResult<()> {
     check_output_path(&a.out)?;
-    let data = read_matrix(&a.data)?;
+    let mut data = read_matrix(&a.data)?;
+    if a.spatial_order {
+        let mut order = vec![0u32; data.rows];
+        sbridge::spatial::tile_order(&data.data, data.cols, &mut order)
+            .and_then(|()| sbridge::spatial::permute_rows(&mut data.data, data.cols, &mut order))
+            .map_err(|e| CliError::Input(format!("{}: --spatial-order: {e}", a.data.display())))?;
+    }
     let scales = read_scales(&a.scales, &data, &a.data)?;
     let layout = layout_spec::build(&a.layout, data.cols)?;
     if a.beta.is_some() && data.rows <= layout.view().max_head_dim() {
@@ -178,6 +191,7 @@ pub fn run(a: &FitArgs) -> CliResult<()> {
         beta: a.beta,
         tol: a.tol,
         max_iter: a.max_iter,
+        truncation: a.truncation,
         threads: crate::args::threads(a.threads),
     };
     let (x, d, sc) = (&data.data, data.cols, scales.as_deref());
@@ -233,6 +247,19 @@ pub fn run(a: &FitArgs) -> CliResult<()> {
             r.max_residual,
             t0.elapsed().as_secs_f64()
         );
+        if a.truncation > 0.0 {
+            println!(
+                "truncated Sinkhorn: each row left out at most {:.1e} of its kernel mass \
+                 (bound {:.1e}{})",
+                r.max_neglected,
+                a.truncation,
+                if a.spatial_order {
+                    ", samples in tile order"
+                } else {
+                    "; without --spatial-order little can be skipped"
+                }
+            );
+        }
         if fitted.unconverged.is_some() {
             println!(
                 "warning: some heads did not reach the Sinkhorn tolerance (see `sbridge inspect`)"
