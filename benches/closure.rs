@@ -446,6 +446,7 @@ const CFG: ClosureConfig = ClosureConfig {
     init: ClosureInit::Warm,
     kind: StepKind::Isotropic,
     noise: NoiseMode::Global,
+    truncation: 0.0,
 };
 
 /// Time per `closure` call, the chain continuing from call to call (warm start from the previous

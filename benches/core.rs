@@ -535,6 +535,112 @@ fn small_eps_section(json: &mut Vec<String>) {
          kernel mass a row left out (<= tau);\n  ns/ent = time / ((iter + 2) kernel M^2 / 2), each \
          pair evaluated once for both rows."
     );
+    small_eps_closure(m_big, json);
+}
+
+/// The conditional call on the small-ε model (paper 001 §6.3: `x = (z, ψ)`, `z` clamped to `z*`,
+/// 100 steps): a single-head model fitted on the tile-ordered bimodal data (truncated Sinkhorn,
+/// τ = 1e-10, two threads), then calls at 16 values of `z*` across the data, exact and truncated.
+fn small_eps_closure(m: usize, json: &mut Vec<String>) {
+    use sbridge::layout::{single_head, single_head_sizes};
+    use sbridge::model::write_model_threaded;
+    use sbridge::{closure, closure_workspace_len, ClosureConfig, FitConfig, LayoutStorage};
+    const SMALL_EPS: f64 = 0.001;
+    let mut rng = Rng::new(17, m as u64);
+    let mut x = Vec::with_capacity(2 * m);
+    for j in 0..m {
+        x.push(if j % 2 == 0 { -1.0 } else { 1.0 } + 0.3 * rng.normal());
+        x.push(0.3 * rng.normal());
+    }
+    let mut order = vec![0u32; m];
+    sbridge::spatial::tile_order(&x, 2, &mut order).expect("finite data");
+    sbridge::spatial::permute_rows(&mut x, 2, &mut order).expect("a permutation");
+    let sz = single_head_sizes(2);
+    let (mut a, mut b, mut c, mut e) = (
+        vec![0u32; sz.heads + 1],
+        vec![0u32; sz.nb],
+        vec![0u32; sz.heads + 1],
+        vec![0u32; sz.tg],
+    );
+    let layout = single_head(
+        2,
+        LayoutStorage {
+            nb_offsets: &mut a,
+            nb_coords: &mut b,
+            tg_offsets: &mut c,
+            tg_coords: &mut e,
+        },
+    )
+    .expect("a layout");
+    let cfg = FitConfig {
+        sinkhorn: SinkhornOptions {
+            truncation: 1e-10,
+            ..SinkhornOptions::new(TOL_F64, 1000)
+        },
+        ..FitConfig::new(SMALL_EPS)
+    };
+    let mut image = sbridge::model_io::ModelImage::with_len(sbridge::image_len::<f64>(
+        &layout, m, false, false,
+    ));
+    let t = Instant::now();
+    let (view, _) = write_model_threaded(image.as_mut_bytes(), &x, 2, None, &layout, &cfg, 2)
+        .expect("the model fits");
+    println!(
+        "  conditional call on that model (M = {m}, fitted with tau 1e-10 on 2 threads in {}), \
+         100 steps, 16 values of z*:",
+        secs(t.elapsed().as_secs_f64())
+    );
+    let mut work = vec![0.0f64; closure_workspace_len(&view)];
+    let z_star: Vec<f64> = (0..16).map(|i| -1.6 + 3.2 * i as f64 / 15.0).collect();
+    let mut exact_s = None;
+    for tau in [0.0, 1e-10, 1e-6] {
+        let cfg = ClosureConfig {
+            sweeps: 100,
+            truncation: tau,
+            ..ClosureConfig::default()
+        };
+        let mut psi: Vec<f64> = vec![0.0; z_star.len()];
+        let mut rngs: Vec<Rng> = (0..z_star.len()).map(|i| Rng::new(5, i as u64)).collect();
+        let stat = measure(3, || {
+            for ((p, &z), r) in psi.iter_mut().zip(&z_star).zip(rngs.iter_mut()) {
+                let mut one = [*p];
+                closure(&view, &cfg, &[0], &[z], &mut one, r, &mut work).expect("a call");
+                *p = one[0];
+            }
+            black_box(&psi);
+        });
+        let per_call = stat.median / z_star.len() as f64;
+        if tau == 0.0 {
+            exact_s = Some(per_call);
+        }
+        let ns_eval = per_call * 1e9 / (100.0 * m as f64);
+        println!(
+            "    tau {:<7} {:>9} per call ({:.2} ns per sample and step{})",
+            if tau == 0.0 {
+                "0".to_string()
+            } else {
+                format!("{tau:.0e}")
+            },
+            secs(per_call),
+            ns_eval,
+            exact_s.map_or(String::new(), |e| if tau > 0.0 {
+                format!("; {:.1}x faster than exact", e / per_call)
+            } else {
+                String::new()
+            })
+        );
+        Json::new("closure_small_eps")
+            .s("dtype", "f64")
+            .u("m", m)
+            .u("d", 2)
+            .n("eps", Some(SMALL_EPS))
+            .u("sweeps", 100)
+            .n("truncation", Some(tau))
+            .n("seconds_per_call", Some(per_call))
+            .n("ns_per_sample_step", Some(ns_eval))
+            .stat(&stat)
+            .emit(json);
+    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

@@ -24,6 +24,7 @@
 use crate::bandwidth::VariableBandwidth;
 use crate::dataset::Dataset;
 use crate::error::{check_len, check_room, Arg, Error};
+use crate::fused::truncated::{tile_index_len, truncated_sums, TileIndex};
 use crate::fused::{self, Samples, Sums, MAX_FUSED_DIM};
 use crate::kernel::{exp_shifted_in_place, log_kernel_row, metric_weights_into, InvBandwidth};
 use crate::real::{all_finite, check_state, Real};
@@ -40,6 +41,8 @@ pub struct Bridge<'a, T> {
     bandwidth: Option<VariableBandwidth<'a, T>>,
     /// The samples coordinate-major (`x[c M + j]`), when given.
     columns: Option<&'a [T]>,
+    /// The tiles' bounds of the truncated fused pass, when asked for.
+    tiles: Option<TileIndex<'a, T>>,
 }
 
 /// `max_j g_j` (`−∞` for an empty slice).
@@ -100,6 +103,7 @@ impl<'a, T: Real> Bridge<'a, T> {
             log_v_max: max_of(log_v),
             bandwidth,
             columns: None,
+            tiles: None,
         })
     }
 
@@ -133,6 +137,55 @@ impl<'a, T: Real> Bridge<'a, T> {
             log_v_max,
             bandwidth,
             columns,
+            tiles: None,
+        }
+    }
+
+    /// The same bridge with the truncated fused pass ([`crate::fused::truncated`]): its mean,
+    /// score and log-density, and so the steps of the isotropic, small-step and conditional
+    /// samplers, leave out the tiles of samples whose weight is provably below `τ` of the whole
+    /// (each weighted mean then moves by at most `τ` times its target's spread over the samples;
+    /// the log-density by at most `−2 ln(1 − τ)`). The weights, log-weights and covariance stay
+    /// exact. `τ = 0` returns the bridge unchanged. Only samples in a spatial order
+    /// ([`crate::spatial::tile_order`]), in low dimension at small `ε`, have tiles to skip.
+    ///
+    /// `storage` takes [`tile_index_len`]`(M, d)` values, written by this call. Errors: [`Error::InvalidTolerance`] for `τ`
+    /// outside `[0, 1)`; [`Error::BufferTooSmall`] on [`Arg::Workspace`] for short storage;
+    /// [`Error::Unsupported`] for `d >` [`MAX_FUSED_DIM`] (such bridges have no fused pass).
+    pub fn with_truncation(self, tau: T, storage: &'a mut [T]) -> Result<Self, Error> {
+        if !(tau >= T::ZERO && tau < T::ONE) {
+            return Err(Error::InvalidTolerance);
+        }
+        if tau == T::ZERO {
+            return Ok(self);
+        }
+        if self.d() > MAX_FUSED_DIM {
+            return Err(Error::Unsupported);
+        }
+        let len = tile_index_len(self.m(), self.d());
+        check_room(Arg::Workspace, len, storage.len())?;
+        let rho = self.bandwidth.as_ref().map(|b| b.rho());
+        let samples = self.samples();
+        let tiles = TileIndex::build(&samples, self.log_v, rho, tau, &mut storage[..len]);
+        Ok(Bridge {
+            tiles: Some(tiles),
+            ..self
+        })
+    }
+
+    /// The same bridge with a tile index already built on its samples, offsets and bandwidths.
+    pub(crate) fn with_tile_index(self, tiles: Option<TileIndex<'a, T>>) -> Self {
+        Bridge { tiles, ..self }
+    }
+
+    /// The samples as the fused pass reads them.
+    fn samples(&self) -> Samples<'a, T> {
+        match self.columns {
+            Some(data) => Samples::Columns { data, m: self.m() },
+            None => Samples::Rows {
+                data: self.data.data(),
+                d: self.d(),
+            },
         }
     }
 
@@ -160,7 +213,11 @@ impl<'a, T: Real> Bridge<'a, T> {
         let rho_x = self.rho_unchecked(x, work)?;
         let metric = self.fused_metric(work);
         let q = self.fused_query(x, rho_x, metric);
-        match fused::weighted_sums(&q, targets, self.log_v_max) {
+        let sums = match &self.tiles {
+            Some(t) => truncated_sums(&q, t, targets, self.log_v_max),
+            None => fused::weighted_sums(&q, targets, self.log_v_max),
+        };
+        match sums {
             Some(s) => Ok((s, rho_x)),
             None => Err(Error::NonFiniteState),
         }
@@ -188,13 +245,7 @@ impl<'a, T: Real> Bridge<'a, T> {
         metric: Option<&'q [T]>,
     ) -> fused::Query<'q, T> {
         let inv_bw = self.inv_bandwidth(rho_x);
-        let samples = match self.columns {
-            Some(data) => Samples::Columns { data, m: self.m() },
-            None => Samples::Rows {
-                data: self.data.data(),
-                d: self.d(),
-            },
-        };
+        let samples = self.samples();
         fused::Query {
             samples,
             x,

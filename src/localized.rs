@@ -24,7 +24,9 @@
 
 use crate::bridge::bridge_workspace_len;
 use crate::error::{check_len, check_room, Arg, Error};
+use crate::fused::truncated::{tile_index_len, TileIndex};
 use crate::layout::MAX_HEAD_DIM;
+use crate::model::Head;
 use crate::model::{ImageFloat, ModelView};
 use crate::real::{all_finite, check_state};
 
@@ -80,6 +82,73 @@ pub fn model_step<T: ImageFloat, N: NormalSource>(
     noise: &mut N,
     work: &mut [T],
 ) -> Result<(), Error> {
+    model_step_with(model, scheme, noise_mode, clamp, x, half, noise, work, None)
+}
+
+/// The tile indexes of every head of a model (the truncated fused pass, [`ClosureConfig::truncation`]),
+/// one after another in head order.
+struct ModelTiles<'t, T> {
+    values: &'t [T],
+    tau: T,
+}
+
+impl<'t, T: ImageFloat> ModelTiles<'t, T> {
+    /// Values the indexes of every head take.
+    fn len(model: &ModelView<'_, T>) -> usize {
+        (0..model.n_heads()).fold(0usize, |n, h| {
+            n.saturating_add(tile_index_len(model.m(), model.head(h).coords.len()))
+        })
+    }
+
+    /// Builds every head's index into `storage` (at least [`ModelTiles::len`] values).
+    fn build(model: &ModelView<'_, T>, tau: T, storage: &'t mut [T]) -> Result<Self, Error> {
+        let mut at = 0;
+        for h in 0..model.n_heads() {
+            let head = model.head(h);
+            let len = tile_index_len(model.m(), head.coords.len());
+            head.bridge
+                .with_truncation(tau, &mut storage[at..at + len])?;
+            at += len;
+        }
+        Ok(ModelTiles {
+            values: &storage[..at],
+            tau,
+        })
+    }
+
+    /// `head`, the `h`-th head of `model`, with its index.
+    fn attach<'s>(&'s self, model: &ModelView<'_, T>, h: usize, head: Head<'s, T>) -> Head<'s, T> {
+        let mut at = 0;
+        for k in 0..h {
+            at += tile_index_len(model.m(), model.head(k).coords.len());
+        }
+        let (m, da) = (model.m(), head.coords.len());
+        let index = TileIndex::view(
+            m,
+            da,
+            &self.values[at..at + tile_index_len(m, da)],
+            self.tau,
+        );
+        Head {
+            bridge: head.bridge.with_tile_index(Some(index)),
+            ..head
+        }
+    }
+}
+
+/// [`model_step`] with the heads' tile indexes of a truncated closure call.
+#[allow(clippy::too_many_arguments)]
+fn model_step_with<T: ImageFloat, N: NormalSource>(
+    model: &ModelView<'_, T>,
+    scheme: &mut Scheme<'_, T>,
+    noise_mode: NoiseMode,
+    clamp: Option<&Clamp<'_, T>>,
+    x: &mut [T],
+    half: &mut [T],
+    noise: &mut N,
+    work: &mut [T],
+    tiles: Option<&ModelTiles<'_, T>>,
+) -> Result<(), Error> {
     let d = model.d();
     check_len(Arg::State, d, x.len())?;
     check_len(Arg::State, d, half.len())?;
@@ -91,8 +160,15 @@ pub fn model_step<T: ImageFloat, N: NormalSource>(
     }
     check_state(x)?;
     noise.check()?;
+    let head_of = |h: usize| {
+        let head = model.head(h);
+        match tiles {
+            Some(t) => t.attach(model, h, head),
+            None => head,
+        }
+    };
     if model.is_single_full_head() {
-        let head = model.head(0);
+        let head = head_of(0);
         // Clamp in global coordinates, then map the state into the head's order and back.
         let (xl, rest) = work.split_at_mut(d);
         let (hl, rest) = rest.split_at_mut(d);
@@ -104,7 +180,19 @@ pub fn model_step<T: ImageFloat, N: NormalSource>(
         for (k, &c) in head.coords.iter().enumerate() {
             xl[k] = xg[c as usize];
         }
-        sampler::step(&head.bridge, scheme, None, xl, hl, noise, rest)?;
+        // The projection only where the new state is not clamped back to z* (the same bits there).
+        let mut free = [0usize; MAX_HEAD_DIM];
+        let mut n_free = 0;
+        if let Some(c) = clamp {
+            for (k, &g) in head.coords.iter().enumerate().take(MAX_HEAD_DIM) {
+                if !c.coords().contains(&(g as usize)) {
+                    free[n_free] = k;
+                    n_free += 1;
+                }
+            }
+        }
+        let kept = (clamp.is_some() && d <= MAX_HEAD_DIM).then_some(&free[..n_free]);
+        sampler::step_projecting(&head.bridge, scheme, None, xl, hl, noise, rest, kept)?;
         for (k, &c) in head.coords.iter().enumerate() {
             x[c as usize] = xl[k];
             half[c as usize] = hl[k];
@@ -119,10 +207,11 @@ pub fn model_step<T: ImageFloat, N: NormalSource>(
     if !matches!(scheme, Scheme::Isotropic) {
         return Err(Error::Unsupported);
     }
-    localized_sweep(model, noise_mode, clamp, x, half, noise, work)
+    localized_sweep(model, noise_mode, clamp, x, half, noise, work, &head_of)
 }
 
-fn localized_sweep<T: ImageFloat, N: NormalSource>(
+#[allow(clippy::too_many_arguments)]
+fn localized_sweep<'h, T: ImageFloat, N: NormalSource>(
     model: &ModelView<'_, T>,
     noise_mode: NoiseMode,
     clamp: Option<&Clamp<'_, T>>,
@@ -130,6 +219,7 @@ fn localized_sweep<T: ImageFloat, N: NormalSource>(
     half: &mut [T],
     noise: &mut N,
     work: &mut [T],
+    head_of: &dyn Fn(usize) -> Head<'h, T>,
 ) -> Result<(), Error> {
     let d = model.d();
     let (xc, rest) = work.split_at_mut(d);
@@ -153,7 +243,7 @@ fn localized_sweep<T: ImageFloat, N: NormalSource>(
     }
     xn.copy_from_slice(xc);
     for h in 0..model.n_heads() {
-        let head = model.head(h);
+        let head = head_of(h);
         let da = head.coords.len();
         let y = &mut y[..da];
         match noise_mode {
@@ -209,7 +299,7 @@ pub enum ClosureInit {
 }
 
 /// Settings of the closure call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClosureConfig {
     /// `n_c`: sweeps (or steps, for a single-head model) per call; ≥ 1.
     pub sweeps: usize,
@@ -219,6 +309,12 @@ pub struct ClosureConfig {
     pub kind: StepKind,
     /// Noise draws of the localized sweep.
     pub noise: NoiseMode,
+    /// `τ ∈ [0, 1)`: each head's weighted means leave out the tiles of samples whose weight is
+    /// provably below `τ` of the whole ([`crate::fused::truncated`]; `0`, the default: every
+    /// sample). Pays off only for models fitted on samples in a spatial order
+    /// (`sbridge fit --spatial-order`), in low dimension at small `ε`. Outside `[0, 1)` the call
+    /// is [`Error::InvalidTolerance`].
+    pub truncation: f64,
 }
 
 impl Default for ClosureConfig {
@@ -229,6 +325,7 @@ impl Default for ClosureConfig {
             init: ClosureInit::Warm,
             kind: StepKind::Isotropic,
             noise: NoiseMode::Global,
+            truncation: 0.0,
         }
     }
 }
@@ -261,13 +358,22 @@ pub fn closure<T: ImageFloat>(
     if cfg.init == ClosureInit::Warm {
         check_state(psi)?;
     }
-    check_room(
-        Arg::Workspace,
-        model_workspace_len(model) + 2 * d,
-        work.len(),
-    )?;
+    if !(0.0..1.0).contains(&cfg.truncation) {
+        return Err(Error::InvalidTolerance);
+    }
+    check_room(Arg::Workspace, closure_workspace_len(model), work.len())?;
     let (x, rest) = work.split_at_mut(d);
     let (half, rest) = rest.split_at_mut(d);
+    let (tile_values, rest) = rest.split_at_mut(ModelTiles::len(model));
+    let tiles = if cfg.truncation > 0.0 {
+        Some(ModelTiles::build(
+            model,
+            T::from_f64(cfg.truncation),
+            tile_values,
+        )?)
+    } else {
+        None
+    };
     let is_free = |c: usize| !z_coords.contains(&c);
     match cfg.init {
         ClosureInit::Warm => {
@@ -296,7 +402,7 @@ pub fn closure<T: ImageFloat>(
         StepKind::Covariance => Scheme::Covariance,
     };
     for _ in 0..cfg.sweeps {
-        model_step(
+        model_step_with(
             model,
             &mut scheme,
             cfg.noise,
@@ -305,6 +411,7 @@ pub fn closure<T: ImageFloat>(
             half,
             rng,
             rest,
+            tiles.as_ref(),
         )?;
     }
     let mut k = 0;
@@ -399,7 +506,10 @@ pub fn closure_ess_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usi
         .saturating_add(bridge_workspace_len(model.m(), MAX_HEAD_DIM))
 }
 
-/// Work space of [`closure`] and [`closure_batch`].
+/// Work space of [`closure`] and [`closure_batch`]: [`model_workspace_len`], the state twice and
+/// the heads' tile indexes of [`ClosureConfig::truncation`] (`⌈M/256⌉ (2 d_α + 2)` per head).
 pub fn closure_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
-    model_workspace_len(model).saturating_add(model.d().saturating_mul(2))
+    model_workspace_len(model)
+        .saturating_add(model.d().saturating_mul(2))
+        .saturating_add(ModelTiles::len(model))
 }

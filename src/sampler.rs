@@ -125,6 +125,24 @@ pub fn step<T: Real, N: NormalSource>(
     noise: &mut N,
     work: &mut [T],
 ) -> Result<(), Error> {
+    step_projecting(bridge, scheme, clamp, x, half, noise, work, None)
+}
+
+/// [`step`] whose projection `m(X½)` is computed only for the coordinates `kept` (the others of
+/// the new state are left as `X½`; a caller that clamps them afterwards loses nothing): the
+/// fused pass with fewer targets, each kept coordinate with the bits of the full projection
+/// (every target accumulates in its own lanes, in the same order). `None`: every coordinate.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn step_projecting<T: Real, N: NormalSource>(
+    bridge: &Bridge<'_, T>,
+    scheme: &mut Scheme<'_, T>,
+    clamp: Option<&Clamp<'_, T>>,
+    x: &mut [T],
+    half: &mut [T],
+    noise: &mut N,
+    work: &mut [T],
+    kept: Option<&[usize]>,
+) -> Result<(), Error> {
     let (m, d) = (bridge.m(), bridge.d());
     check_len(Arg::State, d, x.len())?;
     check_len(Arg::State, d, half.len())?;
@@ -226,7 +244,16 @@ pub fn step<T: Real, N: NormalSource>(
         Scheme::SmallStepIsotropic { .. } | Scheme::SmallStepCovariance { .. }
     );
     if projected {
-        bridge.mean(xh, mean, bw)?;
+        match kept {
+            Some(kept) if d <= crate::fused::MAX_FUSED_DIM => {
+                let (sums, _) = bridge.fused_sums(xh, kept, bw)?;
+                mean.copy_from_slice(xh);
+                for (k, &c) in kept.iter().enumerate() {
+                    mean[c] = sums.mean(k);
+                }
+            }
+            _ => bridge.mean(xh, mean, bw)?,
+        }
         x.copy_from_slice(mean);
     } else {
         x.copy_from_slice(xh);

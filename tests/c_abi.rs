@@ -851,6 +851,7 @@ fn replay_closure_log(image: &[u8], log: &ClosureLog, who: &str) -> usize {
         init: ClosureInit::Warm,
         kind: StepKind::Isotropic,
         noise: NoiseMode::Global,
+        truncation: 0.0,
     };
     let z_coords: Vec<usize> = (0..log.k).collect();
     let mut rng = Rng::new(log.seed, log.stream);

@@ -356,6 +356,7 @@ fn closure_config(c: &SbClosureConfig) -> Result<ClosureConfig, SbStatus> {
             _ => return Err(SB_INVALID_ARGUMENT),
         },
         noise: noise_mode(c.noise)?,
+        truncation: 0.0,
     })
 }
 

@@ -54,6 +54,7 @@ macro_rules! vector_builds {
 }
 
 pub mod symmetric;
+pub mod truncated;
 
 /// Samples per chunk: the number of partial sums of every accumulation (see the module docs).
 pub const LANES: usize = 16;
@@ -78,6 +79,18 @@ pub enum Samples<'a, T> {
         /// `M`.
         m: usize,
     },
+    /// A run of samples of coordinate-major columns: coordinate `c` of sample `j < m` is
+    /// `data[c stride + j]` (`data = &columns[start..]` and `stride` the columns' own `M`).
+    Strided {
+        /// At least `(d − 1) stride + m` values.
+        data: &'a [T],
+        /// Distance between two coordinates of a sample.
+        stride: usize,
+        /// Samples in the run.
+        m: usize,
+        /// `d`.
+        d: usize,
+    },
 }
 
 impl<T: Real> Samples<'_, T> {
@@ -85,7 +98,7 @@ impl<T: Real> Samples<'_, T> {
     pub fn m(&self) -> usize {
         match *self {
             Samples::Rows { data, d } => data.len() / d.max(1),
-            Samples::Columns { m, .. } => m,
+            Samples::Columns { m, .. } | Samples::Strided { m, .. } => m,
         }
     }
     /// Dimension `d`.
@@ -93,6 +106,7 @@ impl<T: Real> Samples<'_, T> {
         match *self {
             Samples::Rows { d, .. } => d,
             Samples::Columns { data, m } => data.len() / m.max(1),
+            Samples::Strided { d, .. } => d,
         }
     }
 }
@@ -334,7 +348,9 @@ macro_rules! with_variants {
                 data,
                 m,
                 d: data.len() / m.max(1),
+                stride: m,
             }),
+            Samples::Strided { data, stride, m, d } => metric_arm!(Columns { data, m, d, stride }),
         }
     }};
 }
@@ -453,6 +469,8 @@ struct Columns<'a, T> {
     data: &'a [T],
     m: usize,
     d: usize,
+    /// Distance between coordinates of a sample (`m` for a whole array of columns).
+    stride: usize,
 }
 
 impl<T: Real> Load<T> for Columns<'_, T> {
@@ -464,7 +482,7 @@ impl<T: Real> Load<T> for Columns<'_, T> {
     fn fill(&self, j0: usize, valid: usize, buf: &mut [Lane<T>; MAX_FUSED_DIM]) {
         if valid < LANES {
             for (c, b) in buf[..self.d].iter_mut().enumerate() {
-                let start = c * self.m + j0;
+                let start = c * self.stride + j0;
                 b[..valid].copy_from_slice(&self.data[start..start + valid]);
                 b[valid..].fill(T::ZERO);
             }
@@ -481,7 +499,7 @@ impl<T: Real> Load<T> for Columns<'_, T> {
         if valid < LANES {
             &buf[c]
         } else {
-            let start = c * self.m + j0;
+            let start = c * self.stride + j0;
             lane(&self.data[start..start + LANES])
         }
     }

@@ -172,6 +172,7 @@ pub(super) fn dispatch_blocks<T: Real>(
                 data: columns,
                 m,
                 d,
+                stride: m,
             };
             macro_rules! go {
                 ($w:expr, $bw:expr) => {

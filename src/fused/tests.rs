@@ -101,6 +101,7 @@ fn scalar_reference<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> (
     let at = |j: usize, c: usize| match q.samples {
         Samples::Rows { data, d } => data[j * d + c],
         Samples::Columns { data, m } => data[c * m + j],
+        Samples::Strided { data, stride, .. } => data[c * stride + j],
     };
     let mut sum = [T::ZERO; LANES];
     let mut acc = std::vec![[T::ZERO; LANES]; targets.len()];

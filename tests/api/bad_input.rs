@@ -98,9 +98,9 @@ fn sinkhorn_and_fit_errors_are_distinct_and_write_nothing() {
         run(0.1, ok, &mut g, &mut work[..5]),
         Err(Error::BufferTooSmall {
             arg: Arg::Workspace,
-            // 3 M + d + M d + ⌈M/256⌉ 256 + 10 M: three rows, the metric, the coordinate-major
-            // samples, the symmetric pass's row parts and the Anderson history
-            needed: 408,
+            // 3 M + d + M d + ⌈M/256⌉ 256 + 10 M + ⌈M/256⌉(2d + 2): three rows, the metric, the
+            // coordinate-major samples, the row parts, the Anderson history and the tile bounds
+            needed: 414,
             got: 5
         })
     ));

@@ -275,3 +275,237 @@ fn truncation_outside_zero_to_one_is_refused() {
         );
     }
 }
+
+/// An exact fit of the ordered bimodal data, owned.
+struct Fitted {
+    data: Vec<f64>,
+    log_v: Vec<f64>,
+}
+
+fn fitted(m: usize, eps: f64) -> Fitted {
+    let data = ordered(&bimodal(m, 9), 2);
+    let ds = Dataset::new(&data, 2, None).unwrap();
+    let mut log_v = vec![0.0; m];
+    let mut work = vec![0.0; sinkhorn_workspace_len(m, 2)];
+    sinkhorn(
+        &ds,
+        eps,
+        None,
+        SinkhornOptions::new(1e-11, 1000),
+        &mut log_v,
+        &mut work,
+        None,
+    )
+    .unwrap();
+    Fitted { data, log_v }
+}
+
+#[test]
+fn truncated_bridge_mean_moves_by_at_most_tau_times_the_spread() {
+    let (m, eps) = (6000, 0.002);
+    let f = fitted(m, eps);
+    let ds = Dataset::new(&f.data, 2, None).unwrap();
+    let exact = sbridge::Bridge::new(ds, eps, &f.log_v, None).unwrap();
+    let mut cols = vec![0.0; 2 * m];
+    let mut rng = Rng::new(4, 4);
+    for (tau, columns) in [(1e-6, false), (1e-6, true), (1e-12, true)] {
+        let base = if columns {
+            exact.with_columns(&mut cols).unwrap()
+        } else {
+            exact
+        };
+        let mut storage = vec![0.0; sbridge::fused::truncated::tile_index_len(m, 2)];
+        let cut = base.with_truncation(tau, &mut storage).unwrap();
+        let mut work = vec![0.0; sbridge::bridge_workspace_len(m, 2)];
+        let spread = [(-2.5f64, 2.5f64), (-1.5, 1.5)]; // the data's range, with room
+        let (mut differ, mut worst) = (0, 0.0f64);
+        for q in 0..60 {
+            // Queries at noisy training points, and a few far out.
+            let j = (q * 97) % m;
+            let far = if q % 15 == 0 { 3.0 } else { 0.0 };
+            let x = [
+                f.data[2 * j] + 0.05 * rng.normal() + far,
+                f.data[2 * j + 1] + 0.05 * rng.normal(),
+            ];
+            let (mut a, mut b) = ([0.0; 2], [0.0; 2]);
+            base.mean(&x, &mut a, &mut work).unwrap();
+            cut.mean(&x, &mut b, &mut work).unwrap();
+            for c in 0..2 {
+                let err = (a[c] - b[c]).abs();
+                let allowed = tau * (spread[c].1 - spread[c].0) + 1e-13;
+                assert!(
+                    err <= allowed,
+                    "τ {tau}, query {q}, coordinate {c}: {err:e} > {allowed:e}"
+                );
+                worst = worst.max(err);
+                differ += usize::from(a[c].to_bits() != b[c].to_bits());
+            }
+        }
+        assert!(differ > 0, "τ {tau}: no query took the truncated pass");
+        println!(
+            "τ {tau:e} columns {columns}: worst |Δm| {worst:.1e}, {differ} of 120 means differ"
+        );
+        // τ = 0 is the bridge itself.
+        let same = base.with_truncation(0.0, &mut storage).unwrap();
+        let x = [f.data[0], f.data[1]];
+        let (mut a, mut b) = ([0.0; 2], [0.0; 2]);
+        base.mean(&x, &mut a, &mut work).unwrap();
+        same.mean(&x, &mut b, &mut work).unwrap();
+        assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits));
+    }
+    let mut short = vec![0.0; 3];
+    assert!(matches!(
+        exact.with_truncation(1e-6, &mut short),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    for tau in [-0.1, 1.0, f64::NAN] {
+        assert_eq!(
+            exact.with_truncation(tau, &mut short).map(|_| ()),
+            Err(Error::InvalidTolerance)
+        );
+    }
+}
+
+#[test]
+fn truncated_closure_stays_within_its_bound_and_keeps_its_bits_across_batches() {
+    use sbridge::layout::{single_head, single_head_sizes};
+    use sbridge::{closure, closure_batch, closure_workspace_len, ClosureConfig, FitConfig};
+    use sbridge::{LayoutStorage, ModelView};
+    let (m, eps) = (6000, 0.002);
+    let data = ordered(&bimodal(m, 11), 2);
+    let s = single_head_sizes(2);
+    let (mut a, mut b, mut c, mut e) = (
+        vec![0u32; s.heads + 1],
+        vec![0u32; s.nb],
+        vec![0u32; s.heads + 1],
+        vec![0u32; s.tg],
+    );
+    let layout = single_head(
+        2,
+        LayoutStorage {
+            nb_offsets: &mut a,
+            nb_coords: &mut b,
+            tg_offsets: &mut c,
+            tg_coords: &mut e,
+        },
+    )
+    .unwrap();
+    let cfg = FitConfig {
+        sinkhorn: SinkhornOptions {
+            truncation: 1e-10,
+            ..SinkhornOptions::new(1e-11, 1000)
+        },
+        ..FitConfig::new(eps)
+    };
+    let (image, report) = sbridge::model_io::fit_model(&data, 2, None, &layout, &cfg).unwrap();
+    assert!(
+        report.max_neglected <= 1e-10 && report.max_neglected > 0.0,
+        "{report:?}"
+    );
+    let view: ModelView<'_, f64> = image.view().unwrap();
+    let mut work = vec![0.0; closure_workspace_len(&view)];
+    let z_star: Vec<f64> = (0..8).map(|i| -1.4 + 0.4 * i as f64).collect();
+    let run = |tau: f64, sweeps: usize, work: &mut [f64]| {
+        let cfg = ClosureConfig {
+            sweeps,
+            truncation: tau,
+            ..ClosureConfig::default()
+        };
+        let mut psi: Vec<f64> = vec![0.0; z_star.len()];
+        for (i, (p, &z)) in psi.iter_mut().zip(&z_star).enumerate() {
+            let mut rng = Rng::new(21, i as u64);
+            let mut one = [0.0];
+            closure(&view, &cfg, &[0], &[z], &mut one, &mut rng, work).unwrap();
+            *p = one[0];
+        }
+        (cfg, psi)
+    };
+    // One sweep: the mean moved by at most τ times the spread of ψ (the same noise for both).
+    let tau = 1e-6;
+    let (_, exact) = run(0.0, 1, &mut work);
+    let (_, cut) = run(tau, 1, &mut work);
+    for (a, b) in exact.iter().zip(&cut) {
+        assert!((a - b).abs() <= tau * 3.0 + 1e-13, "{a} {b}");
+    }
+    assert!(exact
+        .iter()
+        .zip(&cut)
+        .any(|(a, b)| a.to_bits() != b.to_bits()));
+    // A batch gives each column the bits of the call alone.
+    let (cfg, alone) = run(tau, 20, &mut work);
+    let mut psi = vec![0.0; z_star.len()];
+    let mut rngs: Vec<Rng> = (0..z_star.len()).map(|i| Rng::new(21, i as u64)).collect();
+    closure_batch(&view, &cfg, &[0], &z_star, &mut psi, &mut rngs, &mut work).unwrap();
+    assert_eq!(
+        psi.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    let bad = ClosureConfig {
+        truncation: 1.0,
+        ..ClosureConfig::default()
+    };
+    let mut one = [0.0];
+    assert_eq!(
+        closure(
+            &view,
+            &bad,
+            &[0],
+            &[0.0],
+            &mut one,
+            &mut Rng::new(1, 1),
+            &mut work
+        ),
+        Err(Error::InvalidTolerance)
+    );
+}
+
+/// The variable bandwidth and a metric: the truncated mean against the exact one.
+#[test]
+fn truncated_mean_with_variable_bandwidth_and_metric() {
+    use sbridge::{fit, fit_workspace_len, BandwidthStorage, FitConfig, FitStorage};
+    let (m, d, eps) = (5000, 2, 0.002);
+    let data = ordered(&bimodal(m, 13), d);
+    let scales = [1.2, 0.7];
+    let (mut chol, mut whitened, mut rho, mut log_v) = (
+        vec![0.0; d * d],
+        vec![0.0; m * d],
+        vec![0.0; m],
+        vec![0.0; m],
+    );
+    let ds = Dataset::new(&data, d, Some(&scales)).unwrap();
+    let cfg = FitConfig::new(eps).with_beta(-0.2);
+    let mut work = vec![0.0; fit_workspace_len(m, d)];
+    let storage = FitStorage {
+        log_v: &mut log_v,
+        bandwidth: Some(BandwidthStorage {
+            chol: &mut chol,
+            whitened: &mut whitened,
+            rho: &mut rho,
+        }),
+    };
+    let (exact, _) = fit(ds, &cfg, storage, &mut work, None).unwrap();
+    let tau = 1e-6;
+    let mut storage = vec![0.0; sbridge::fused::truncated::tile_index_len(m, d)];
+    let cut = exact.with_truncation(tau, &mut storage).unwrap();
+    let mut work = vec![0.0; sbridge::bridge_workspace_len(m, d)];
+    let mut rng = Rng::new(8, 8);
+    let mut differ = 0;
+    for q in 0..40 {
+        let j = (q * 131) % m;
+        let x = [
+            data[2 * j] + 0.05 * rng.normal(),
+            data[2 * j + 1] + 0.05 * rng.normal(),
+        ];
+        let (mut a, mut b) = ([0.0; 2], [0.0; 2]);
+        exact.mean(&x, &mut a, &mut work).unwrap();
+        cut.mean(&x, &mut b, &mut work).unwrap();
+        for c in 0..2 {
+            assert!(
+                (a[c] - b[c]).abs() <= tau * 5.0 + 1e-13,
+                "query {q}: {a:?} {b:?}"
+            );
+            differ += usize::from(a[c].to_bits() != b[c].to_bits());
+        }
+    }
+    assert!(differ > 0, "no query took the truncated pass");
+}
