@@ -423,6 +423,21 @@ fn time_sinkhorn<T: Real>(
 
 // ------------------------------------------------------------------------------------------------
 
+/// `M` samples of the small-ε data (two modes at `(±1, 0)`, standard deviation 0.3), sample-major
+/// and in tile order (`sbridge::spatial`).
+fn bimodal_in_tile_order(m: usize) -> Vec<f64> {
+    let mut rng = Rng::new(17, m as u64);
+    let mut x = Vec::with_capacity(2 * m);
+    for j in 0..m {
+        x.push(if j % 2 == 0 { -1.0 } else { 1.0 } + 0.3 * rng.normal());
+        x.push(0.3 * rng.normal());
+    }
+    let mut order = vec![0u32; m];
+    sbridge::spatial::tile_order(&x, 2, &mut order).expect("finite data");
+    sbridge::spatial::permute_rows(&mut x, 2, &mut order).expect("a permutation");
+    x
+}
+
 /// Small ε: 2-D bimodal data (modes at `(±1, 0)`, standard deviation 0.3), ε = 0.001, samples in
 /// tile order (`sbridge::spatial`), f64, tol 1e-9. The truncated run (τ = 1e-10) at
 /// `SBRIDGE_BENCH_SMALL_EPS_M` samples (default 120 000, the paper size) on one and two threads,
@@ -431,18 +446,6 @@ fn small_eps_section(json: &mut Vec<String>) {
     const SMALL_EPS: f64 = 0.001;
     const TAU: f64 = 1e-10;
     let m_big = env_usize("SBRIDGE_BENCH_SMALL_EPS_M", 120_000);
-    let bimodal = |m: usize| {
-        let mut rng = Rng::new(17, m as u64);
-        let mut x = Vec::with_capacity(2 * m);
-        for j in 0..m {
-            x.push(if j % 2 == 0 { -1.0 } else { 1.0 } + 0.3 * rng.normal());
-            x.push(0.3 * rng.normal());
-        }
-        let mut order = vec![0u32; m];
-        sbridge::spatial::tile_order(&x, 2, &mut order).expect("finite data");
-        sbridge::spatial::permute_rows(&mut x, 2, &mut order).expect("a permutation");
-        x
-    };
     println!(
         "\nSinkhorn at small eps: 2-D bimodal, eps = {SMALL_EPS}, f64, tol {TOL_F64:e}, tile order"
     );
@@ -452,7 +455,7 @@ fn small_eps_section(json: &mut Vec<String>) {
     );
     let mut exact_ns = None;
     for (m, tau, threads) in [(20_000, 0.0, 1), (m_big, TAU, 1), (m_big, TAU, 2)] {
-        let data = bimodal(m);
+        let data = bimodal_in_tile_order(m);
         let ds = Dataset::new(&data, 2, None).expect("valid data");
         let opts = SinkhornOptions {
             truncation: tau,
@@ -546,15 +549,7 @@ fn small_eps_closure(m: usize, json: &mut Vec<String>) {
     use sbridge::model::write_model_threaded;
     use sbridge::{closure, closure_workspace_len, ClosureConfig, FitConfig, LayoutStorage};
     const SMALL_EPS: f64 = 0.001;
-    let mut rng = Rng::new(17, m as u64);
-    let mut x = Vec::with_capacity(2 * m);
-    for j in 0..m {
-        x.push(if j % 2 == 0 { -1.0 } else { 1.0 } + 0.3 * rng.normal());
-        x.push(0.3 * rng.normal());
-    }
-    let mut order = vec![0u32; m];
-    sbridge::spatial::tile_order(&x, 2, &mut order).expect("finite data");
-    sbridge::spatial::permute_rows(&mut x, 2, &mut order).expect("a permutation");
+    let x = bimodal_in_tile_order(m);
     let sz = single_head_sizes(2);
     let (mut a, mut b, mut c, mut e) = (
         vec![0u32; sz.heads + 1],

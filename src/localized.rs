@@ -95,8 +95,13 @@ struct ModelTiles<'t, T> {
 impl<'t, T: ImageFloat> ModelTiles<'t, T> {
     /// Values the indexes of every head take.
     fn len(model: &ModelView<'_, T>) -> usize {
-        (0..model.n_heads()).fold(0usize, |n, h| {
-            n.saturating_add(tile_index_len(model.m(), model.head(h).coords.len()))
+        Self::offset(model, model.n_heads())
+    }
+
+    /// Where head `h`'s index starts: the lengths of the heads before it.
+    fn offset(model: &ModelView<'_, T>, h: usize) -> usize {
+        (0..h).fold(0usize, |n, k| {
+            n.saturating_add(tile_index_len(model.m(), model.head_dim(k)))
         })
     }
 
@@ -118,10 +123,7 @@ impl<'t, T: ImageFloat> ModelTiles<'t, T> {
 
     /// `head`, the `h`-th head of `model`, with its index.
     fn attach<'s>(&'s self, model: &ModelView<'_, T>, h: usize, head: Head<'s, T>) -> Head<'s, T> {
-        let mut at = 0;
-        for k in 0..h {
-            at += tile_index_len(model.m(), model.head(k).coords.len());
-        }
+        let at = Self::offset(model, h);
         let (m, da) = (model.m(), head.coords.len());
         let index = TileIndex::view(
             m,

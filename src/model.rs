@@ -897,6 +897,11 @@ impl<'a, T: ImageFloat> ModelView<'a, T> {
         })
     }
 
+    /// `d_α` of head `h`, read from its entry (without building the head's views).
+    pub(crate) fn head_dim(&self, h: usize) -> usize {
+        get_u32(self.entry(h), 0) as usize
+    }
+
     fn entry(&self, h: usize) -> &'a [u8] {
         let e = self.header_len + h * self.entry_len;
         let known = if self.columns {
