@@ -223,54 +223,6 @@ impl<'a, T: Real> Bridge<'a, T> {
         }
     }
 
-    /// [`Bridge::fused_sums`] at several queries `xs` (each of length `d`, finite, checked by the
-    /// caller) with `out[i]` the result at `xs[i]`, bit for bit: without a tile index the queries
-    /// share passes over the samples ([`fused::weighted_sums_many`]), `MAX_QUERIES` at a time;
-    /// with one (or for a single query), each query takes its own pass. The same work space as
-    /// [`Bridge::fused_sums`].
-    pub(crate) fn fused_sums_many(
-        &self,
-        xs: &[&[T]],
-        targets: &[usize],
-        work: &mut [T],
-        out: &mut [Result<Sums<T>, Error>],
-    ) {
-        if self.tiles.is_some() || xs.len() == 1 {
-            for (x, o) in xs.iter().zip(out.iter_mut()) {
-                *o = self.fused_sums(x, targets, work).map(|(s, _)| s);
-            }
-            return;
-        }
-        for (xs, out) in xs
-            .chunks(fused::MAX_QUERIES)
-            .zip(out.chunks_mut(fused::MAX_QUERIES))
-        {
-            let mut rho = [T::ONE; fused::MAX_QUERIES];
-            for ((r, x), o) in rho.iter_mut().zip(xs).zip(out.iter_mut()) {
-                *o = self.rho_unchecked(x, work).map(|v| {
-                    *r = v;
-                    Sums {
-                        shift: self.log_v_max,
-                        sum: T::ZERO,
-                        targets: [T::ZERO; MAX_FUSED_DIM],
-                    }
-                });
-            }
-            let metric = self.fused_metric(work);
-            let mut qs = [self.fused_query(&[], T::ONE, metric); fused::MAX_QUERIES];
-            for (q, (x, r)) in qs.iter_mut().zip(xs.iter().zip(rho)) {
-                *q = self.fused_query(x, r, metric);
-            }
-            let mut sums = [None; fused::MAX_QUERIES];
-            fused::weighted_sums_many(&qs[..xs.len()], targets, self.log_v_max, &mut sums);
-            for (o, s) in out.iter_mut().zip(sums) {
-                if o.is_ok() {
-                    *o = s.ok_or(Error::NonFiniteState);
-                }
-            }
-        }
-    }
-
     /// The fused pass's metric weights `w_c = 1/s_c²` written into `w[..d]`, or `None` for the
     /// Euclidean metric.
     pub(crate) fn fused_metric<'w>(&self, w: &'w mut [T]) -> Option<&'w [T]> {

@@ -24,7 +24,6 @@
 
 use crate::bridge::bridge_workspace_len;
 use crate::error::{check_len, check_room, Arg, Error};
-use crate::fused;
 use crate::fused::truncated::{tile_index_len, TileIndex};
 use crate::layout::MAX_HEAD_DIM;
 use crate::model::Head;
@@ -58,7 +57,10 @@ pub enum StepKind {
 pub fn model_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
     let (m, d) = (model.m(), model.d());
     let plain = sampler_workspace_len(m, d);
-    let local = column_len(d).saturating_add(bridge_workspace_len(m, MAX_HEAD_DIM));
+    let local = d
+        .saturating_mul(4)
+        .saturating_add(bridge_workspace_len(m, MAX_HEAD_DIM))
+        .saturating_add(MAX_HEAD_DIM);
     d.saturating_mul(3).saturating_add(plain.max(local))
 }
 
@@ -210,142 +212,6 @@ fn model_step_with<T: ImageFloat, N: NormalSource>(
     localized_sweep(model, noise_mode, clamp, x, half, noise, work, &head_of)
 }
 
-/// Values one column's localized sweep keeps in the work space ([`ColumnState`]).
-const fn column_len(d: usize) -> usize {
-    d.saturating_mul(4).saturating_add(MAX_HEAD_DIM)
-}
-
-/// One column's place in a localized sweep, carved from `column_len(d)` values: the state at the
-/// start of the sweep (`xc`, clamped), the noisy half-step `xh`, the new state `xn`, the noise `ξ`
-/// and one head's query `y`.
-struct ColumnState<'w, T> {
-    xc: &'w mut [T],
-    xh: &'w mut [T],
-    xn: &'w mut [T],
-    xi: &'w mut [T],
-    y: &'w mut [T],
-}
-
-/// Column `i` of the lockstep states (`column_len(d)` values each).
-fn column<T>(states: &mut [T], i: usize, d: usize) -> ColumnState<'_, T> {
-    let stride = column_len(d);
-    ColumnState::carve(&mut states[i * stride..(i + 1) * stride], d)
-}
-
-impl<'w, T> ColumnState<'w, T> {
-    fn carve(col: &'w mut [T], d: usize) -> Self {
-        let (xc, rest) = col.split_at_mut(d);
-        let (xh, rest) = rest.split_at_mut(d);
-        let (xn, rest) = rest.split_at_mut(d);
-        let (xi, rest) = rest.split_at_mut(d);
-        ColumnState {
-            xc,
-            xh,
-            xn,
-            xi,
-            y: &mut rest[..MAX_HEAD_DIM],
-        }
-    }
-}
-
-/// The localized sweep of the module docs for `noises.len() ≤ MAX_QUERIES` columns at once (the
-/// closure call's lockstep): column `i` lives in `states[i column_len(d)..]` with its state in
-/// `xc`, draws from `noises[i]` and is clamped by `clamps[i]`; on return its new state is in `xn`
-/// and its half-step in `xh`. Each head serves all columns with one pass over its samples
-/// ([`crate::bridge::Bridge`]'s many-query pass); every column's operations are those of a sweep
-/// on its own, in the same order, so its bits do not depend on the other columns. `work` is the
-/// heads' query work space (`bridge_workspace_len(M, MAX_HEAD_DIM)`).
-#[allow(clippy::too_many_arguments)]
-fn sweep_columns<'h, T: ImageFloat, N: NormalSource>(
-    model: &ModelView<'_, T>,
-    noise_mode: NoiseMode,
-    clamps: &[Option<Clamp<'_, T>>],
-    states: &mut [T],
-    noises: &mut [N],
-    work: &mut [T],
-    head_of: &dyn Fn(usize) -> Head<'h, T>,
-) -> Result<(), Error> {
-    let d = model.d();
-    let stride = column_len(d);
-    let g = noises.len().min(fused::MAX_QUERIES);
-    let s = (T::from_f64(2.0) * model.eps()).sqrt();
-    for i in 0..g {
-        let c = column(states, i, d);
-        if let Some(cl) = &clamps[i] {
-            cl.apply(c.xc);
-        }
-        if noise_mode == NoiseMode::Global {
-            noises[i].fill_normal(c.xi)?;
-            for ((h, &a), &z) in c.xh.iter_mut().zip(c.xc.iter()).zip(c.xi.iter()) {
-                *h = a + s * z;
-            }
-        } else {
-            c.xh.copy_from_slice(c.xc);
-        }
-        c.xn.copy_from_slice(c.xc);
-    }
-    for h in 0..model.n_heads() {
-        let head = head_of(h);
-        let da = head.coords.len();
-        for (i, noise) in noises.iter_mut().enumerate().take(g) {
-            let c = column(states, i, d);
-            let y = &mut c.y[..da];
-            match noise_mode {
-                NoiseMode::Global => {
-                    for (yk, &k) in y.iter_mut().zip(head.coords) {
-                        *yk = c.xh[k as usize];
-                    }
-                }
-                NoiseMode::PerHead => {
-                    let xa = &mut c.xi[..da];
-                    noise.fill_normal(xa)?;
-                    for ((yk, &k), &z) in y.iter_mut().zip(head.coords).zip(xa.iter()) {
-                        *yk = c.xc[k as usize] + s * z;
-                    }
-                    // The half-step reports what each head saw at its own targets.
-                    for &t in head.targets {
-                        if let Some(l) = head.local_index(t) {
-                            c.xh[t as usize] = y[l];
-                        }
-                    }
-                }
-            }
-            if !all_finite(y) {
-                return Err(Error::NonFiniteState);
-            }
-        }
-        // One fused pass per head serves every column: the weighted means of all its targets.
-        let mut local = [0usize; MAX_HEAD_DIM];
-        let nt = head.targets.len();
-        for (l, &t) in local.iter_mut().zip(head.targets) {
-            *l = head.local_index(t).ok_or(Error::InvalidLayout)?;
-        }
-        let mut sums = [Err(Error::NonFiniteState); fused::MAX_QUERIES];
-        {
-            let ro: &[T] = states;
-            let ys: [&[T]; fused::MAX_QUERIES] = core::array::from_fn(|i| {
-                let at = (i * stride + 4 * d).min(ro.len());
-                &ro[at..(at + da).min(ro.len())]
-            });
-            head.bridge
-                .fused_sums_many(&ys[..g], &local[..nt], work, &mut sums[..g]);
-        }
-        for (i, r) in sums.iter().enumerate().take(g) {
-            let sums = (*r)?;
-            let c = column(states, i, d);
-            for (k, &t) in head.targets.iter().enumerate() {
-                c.xn[t as usize] = sums.mean(k);
-            }
-        }
-    }
-    for (i, cl) in clamps.iter().enumerate().take(g) {
-        if let Some(cl) = cl {
-            cl.apply(column(states, i, d).xn);
-        }
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn localized_sweep<'h, T: ImageFloat, N: NormalSource>(
     model: &ModelView<'_, T>,
@@ -358,20 +224,69 @@ fn localized_sweep<'h, T: ImageFloat, N: NormalSource>(
     head_of: &dyn Fn(usize) -> Head<'h, T>,
 ) -> Result<(), Error> {
     let d = model.d();
-    let (state, rest) = work.split_at_mut(column_len(d));
-    state[..d].copy_from_slice(x);
-    sweep_columns(
-        model,
-        noise_mode,
-        &[clamp.copied()],
-        state,
-        core::slice::from_mut(noise),
-        rest,
-        head_of,
-    )?;
-    let c = ColumnState::carve(state, d);
-    x.copy_from_slice(c.xn);
-    half.copy_from_slice(c.xh);
+    let (xc, rest) = work.split_at_mut(d);
+    let (xh, rest) = rest.split_at_mut(d);
+    let (xn, rest) = rest.split_at_mut(d);
+    let (xi, rest) = rest.split_at_mut(d);
+    let (y, bw) = rest.split_at_mut(MAX_HEAD_DIM);
+    let s = (T::from_f64(2.0) * model.eps()).sqrt();
+
+    xc.copy_from_slice(x);
+    if let Some(c) = clamp {
+        c.apply(xc);
+    }
+    if noise_mode == NoiseMode::Global {
+        noise.fill_normal(xi)?;
+        for ((h, &a), &z) in xh.iter_mut().zip(xc.iter()).zip(xi.iter()) {
+            *h = a + s * z;
+        }
+    } else {
+        xh.copy_from_slice(xc);
+    }
+    xn.copy_from_slice(xc);
+    for h in 0..model.n_heads() {
+        let head = head_of(h);
+        let da = head.coords.len();
+        let y = &mut y[..da];
+        match noise_mode {
+            NoiseMode::Global => {
+                for (yk, &c) in y.iter_mut().zip(head.coords) {
+                    *yk = xh[c as usize];
+                }
+            }
+            NoiseMode::PerHead => {
+                let xa = &mut xi[..da];
+                noise.fill_normal(xa)?;
+                for ((yk, &c), &z) in y.iter_mut().zip(head.coords).zip(xa.iter()) {
+                    *yk = xc[c as usize] + s * z;
+                }
+                // The half-step reports what each head saw at its own targets.
+                for &t in head.targets {
+                    if let Some(l) = head.local_index(t) {
+                        xh[t as usize] = y[l];
+                    }
+                }
+            }
+        }
+        if !all_finite(y) {
+            return Err(Error::NonFiniteState);
+        }
+        // One fused pass per head: the weighted means of all its targets together.
+        let mut local = [0usize; MAX_HEAD_DIM];
+        let nt = head.targets.len();
+        for (l, &t) in local.iter_mut().zip(head.targets) {
+            *l = head.local_index(t).ok_or(Error::InvalidLayout)?;
+        }
+        let (sums, _) = head.bridge.fused_sums(y, &local[..nt], bw)?;
+        for (k, &t) in head.targets.iter().enumerate() {
+            xn[t as usize] = sums.mean(k);
+        }
+    }
+    if let Some(c) = clamp {
+        c.apply(xn);
+    }
+    x.copy_from_slice(xn);
+    half.copy_from_slice(xh);
     Ok(())
 }
 
@@ -421,7 +336,7 @@ impl Default for ClosureConfig {
 /// coordinates `z_coords` clamped to `z_star`; `ψ` are the remaining (free) coordinates in
 /// increasing order (`psi.len() = d − z_coords.len()`). Runs `cfg.sweeps` conditional steps from
 /// `ψ` (warm start) or from a random training sample, and writes the free coordinates of the last
-/// projected state into `psi`. On error `psi` and `rng` are unchanged.
+/// projected state into `psi`. On error `psi` is unchanged.
 #[allow(clippy::too_many_arguments)]
 pub fn closure<T: ImageFloat>(
     model: &ModelView<'_, T>,
@@ -432,138 +347,6 @@ pub fn closure<T: ImageFloat>(
     rng: &mut Rng,
     work: &mut [T],
 ) -> Result<(), Error> {
-    closure_columns(
-        model,
-        cfg,
-        z_coords,
-        z_star,
-        psi,
-        core::slice::from_mut(rng),
-        work,
-    )
-    .map_err(|(_, e)| e)
-}
-
-/// [`closure`] for `ncol` independent columns: `z_star` is `ncol × nz` and `psi` is
-/// `ncol × (d − nz)` (column-major in the sense of one row per column), and column `i` uses
-/// `rngs[i]`, so results do not depend on how columns are split over threads or ranks, nor on
-/// `ncol`: every column gets the bits of its own [`closure`] call. Columns run in lockstep in
-/// groups of [`fused::MAX_QUERIES`]: each head's samples are read once per sweep for the whole
-/// group (a multi-head model's sweeps; a single-head model's steps run column by column), which
-/// takes most of the memory traffic off a paper-size call. Stops at the first failing column and
-/// returns its error; earlier columns keep their new `ψ` and generator state, the failing column
-/// and later ones are unchanged.
-#[allow(clippy::too_many_arguments)]
-pub fn closure_batch<T: ImageFloat>(
-    model: &ModelView<'_, T>,
-    cfg: &ClosureConfig,
-    z_coords: &[usize],
-    z_star: &[T],
-    psi: &mut [T],
-    rngs: &mut [Rng],
-    work: &mut [T],
-) -> Result<(), Error> {
-    closure_batch_at(model, cfg, z_coords, z_star, psi, rngs, work).map_err(|(_, e)| e)
-}
-
-/// [`closure_batch`], with the index of the failing column in the error.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn closure_batch_at<T: ImageFloat>(
-    model: &ModelView<'_, T>,
-    cfg: &ClosureConfig,
-    z_coords: &[usize],
-    z_star: &[T],
-    psi: &mut [T],
-    rngs: &mut [Rng],
-    work: &mut [T],
-) -> Result<(), (usize, Error)> {
-    let ncol = rngs.len();
-    let nz = z_coords.len();
-    let nf = model.d().checked_sub(nz).ok_or((0, Error::InvalidIndex))?;
-    check_len(Arg::Conditioning, ncol * nz, z_star.len()).map_err(|e| (0, e))?;
-    check_len(Arg::Output, ncol * nf, psi.len()).map_err(|e| (0, e))?;
-    for (k, group) in rngs.chunks_mut(fused::MAX_QUERIES).enumerate() {
-        let (c0, n) = (k * fused::MAX_QUERIES, group.len());
-        closure_columns(
-            model,
-            cfg,
-            z_coords,
-            &z_star[c0 * nz..(c0 + n) * nz],
-            &mut psi[c0 * nf..(c0 + n) * nf],
-            group,
-            work,
-        )
-        .map_err(|(i, e)| (c0 + i, e))?;
-    }
-    Ok(())
-}
-
-/// Column `i` of `g` of a slice holding `g` columns of `len` values (the whole slice for `g = 1`,
-/// whose length is then checked by the call).
-fn column_of<T>(v: &[T], i: usize, len: usize, g: usize) -> &[T] {
-    if g == 1 {
-        v
-    } else {
-        &v[i * len..(i + 1) * len]
-    }
-}
-
-/// The closure call for `rngs.len() ≤ MAX_QUERIES` columns in lockstep (one column: [`closure`]).
-/// On success every column has its `ψ` and generator state; on error the generators are restored
-/// and, for several columns, the call is repeated column by column, which gives the first failing
-/// column, the sequential semantics of [`closure_batch`] and its error.
-#[allow(clippy::too_many_arguments)]
-fn closure_columns<T: ImageFloat>(
-    model: &ModelView<'_, T>,
-    cfg: &ClosureConfig,
-    z_coords: &[usize],
-    z_star: &[T],
-    psi: &mut [T],
-    rngs: &mut [Rng],
-    work: &mut [T],
-) -> Result<(), (usize, Error)> {
-    let g = rngs.len().min(fused::MAX_QUERIES);
-    let saved: [Option<Rng>; fused::MAX_QUERIES] = core::array::from_fn(|i| rngs.get(i).cloned());
-    match closure_lockstep(model, cfg, z_coords, z_star, psi, &mut rngs[..g], work) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            for (r, s) in rngs.iter_mut().zip(saved) {
-                if let Some(s) = s {
-                    *r = s;
-                }
-            }
-            if g == 1 {
-                return Err((0, e));
-            }
-            let (nz, nf) = (z_coords.len(), model.d().saturating_sub(z_coords.len()));
-            for i in 0..g {
-                closure_columns(
-                    model,
-                    cfg,
-                    z_coords,
-                    &z_star[i * nz..(i + 1) * nz],
-                    &mut psi[i * nf..(i + 1) * nf],
-                    core::slice::from_mut(&mut rngs[i]),
-                    work,
-                )
-                .map_err(|(_, e)| (i, e))?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Everything [`closure`] refuses before it touches a generator, for one column; returns its
-/// clamp.
-fn closure_checks<'c, T: ImageFloat>(
-    model: &ModelView<'_, T>,
-    cfg: &ClosureConfig,
-    z_coords: &'c [usize],
-    z_star: &'c [T],
-    psi: &[T],
-    rng: &Rng,
-    work_len: usize,
-) -> Result<Clamp<'c, T>, Error> {
     let d = model.d();
     let clamp = Clamp::new(d, z_coords, z_star)?;
     check_len(Arg::Output, d - z_coords.len(), psi.len())?;
@@ -580,21 +363,20 @@ fn closure_checks<'c, T: ImageFloat>(
     if !(0.0..1.0).contains(&cfg.truncation) {
         return Err(Error::InvalidTolerance);
     }
-    check_room(Arg::Workspace, closure_workspace_len(model), work_len)?;
-    Ok(clamp)
-}
-
-/// The starting state of a closure chain into `x` (length `d`): `ψ` in the free coordinates
-/// (warm start) or the free coordinates of a random training sample, then `z*` in the clamped.
-fn closure_start<T: ImageFloat>(
-    model: &ModelView<'_, T>,
-    cfg: &ClosureConfig,
-    clamp: &Clamp<'_, T>,
-    psi: &[T],
-    rng: &mut Rng,
-    x: &mut [T],
-) {
-    let is_free = |c: usize| !clamp.coords().contains(&c);
+    check_room(Arg::Workspace, closure_workspace_len(model), work.len())?;
+    let (x, rest) = work.split_at_mut(d);
+    let (half, rest) = rest.split_at_mut(d);
+    let (tile_values, rest) = rest.split_at_mut(ModelTiles::len(model));
+    let tiles = if cfg.truncation > 0.0 {
+        Some(ModelTiles::build(
+            model,
+            T::from_f64(cfg.truncation),
+            tile_values,
+        )?)
+    } else {
+        None
+    };
+    let is_free = |c: usize| !z_coords.contains(&c);
     match cfg.init {
         ClosureInit::Warm => {
             let mut k = 0;
@@ -617,12 +399,39 @@ fn closure_start<T: ImageFloat>(
         }
     }
     clamp.apply(x);
+    let mut scheme = match cfg.kind {
+        StepKind::Isotropic => Scheme::Isotropic,
+        StepKind::Covariance => Scheme::Covariance,
+    };
+    for _ in 0..cfg.sweeps {
+        model_step_with(
+            model,
+            &mut scheme,
+            cfg.noise,
+            Some(&clamp),
+            x,
+            half,
+            rng,
+            rest,
+            tiles.as_ref(),
+        )?;
+    }
+    let mut k = 0;
+    for (c, &xc) in x.iter().enumerate() {
+        if is_free(c) {
+            psi[k] = xc;
+            k += 1;
+        }
+    }
+    Ok(())
 }
 
-/// The closure chains of `rngs.len() ≤ MAX_QUERIES` columns; `psi` is written only when every
-/// column succeeded.
+/// [`closure`] for `ncol` independent columns: `z_star` is `ncol × nz` and `psi` is
+/// `ncol × (d − nz)` (column-major in the sense of one row per column), and column `i` uses
+/// `rngs[i]`, so results do not depend on how columns are split over threads or ranks. Stops at
+/// the first failing column and returns its error; earlier columns keep their new `ψ`.
 #[allow(clippy::too_many_arguments)]
-fn closure_lockstep<T: ImageFloat>(
+pub fn closure_batch<T: ImageFloat>(
     model: &ModelView<'_, T>,
     cfg: &ClosureConfig,
     z_coords: &[usize],
@@ -631,105 +440,21 @@ fn closure_lockstep<T: ImageFloat>(
     rngs: &mut [Rng],
     work: &mut [T],
 ) -> Result<(), Error> {
-    let d = model.d();
-    let g = rngs.len();
-    let (nz, nf) = (z_coords.len(), d.saturating_sub(z_coords.len()));
-    let mut clamps: [Option<Clamp<'_, T>>; fused::MAX_QUERIES] = [None; fused::MAX_QUERIES];
-    for (i, (c, r)) in clamps.iter_mut().zip(rngs.iter()).enumerate() {
-        *c = Some(closure_checks(
+    let ncol = rngs.len();
+    let nz = z_coords.len();
+    let nf = model.d().checked_sub(nz).ok_or(Error::InvalidIndex)?;
+    check_len(Arg::Conditioning, ncol * nz, z_star.len())?;
+    check_len(Arg::Output, ncol * nf, psi.len())?;
+    for (i, rng) in rngs.iter_mut().enumerate() {
+        closure(
             model,
             cfg,
             z_coords,
-            column_of(z_star, i, nz, g),
-            column_of(psi, i, nf, g),
-            r,
-            work.len(),
-        )?);
-    }
-    let (tile_values, rest) = work.split_at_mut(ModelTiles::len(model));
-    let stride = column_len(d);
-    let (states, shared) = rest.split_at_mut(fused::MAX_QUERIES * stride);
-    let tiles = if cfg.truncation > 0.0 {
-        Some(ModelTiles::build(
-            model,
-            T::from_f64(cfg.truncation),
-            tile_values,
-        )?)
-    } else {
-        None
-    };
-    let head_of = |h: usize| {
-        let head = model.head(h);
-        match &tiles {
-            Some(t) => t.attach(model, h, head),
-            None => head,
-        }
-    };
-    for (i, (c, r)) in clamps.iter().zip(rngs.iter_mut()).enumerate() {
-        if let Some(c) = c {
-            let x = &mut states[i * stride..i * stride + d];
-            closure_start(model, cfg, c, column_of(psi, i, nf, g), r, x);
-        }
-    }
-    if model.is_single_full_head() {
-        for (i, r) in rngs.iter_mut().enumerate() {
-            let (x, rest) = states[i * stride..(i + 1) * stride].split_at_mut(d);
-            let half = &mut rest[..d];
-            let mut scheme = match cfg.kind {
-                StepKind::Isotropic => Scheme::Isotropic,
-                StepKind::Covariance => Scheme::Covariance,
-            };
-            for _ in 0..cfg.sweeps {
-                model_step_with(
-                    model,
-                    &mut scheme,
-                    cfg.noise,
-                    clamps[i].as_ref(),
-                    x,
-                    half,
-                    r,
-                    shared,
-                    tiles.as_ref(),
-                )?;
-            }
-        }
-    } else {
-        if cfg.kind != StepKind::Isotropic {
-            return Err(Error::Unsupported);
-        }
-        let shared = &mut shared[..bridge_workspace_len(model.m(), MAX_HEAD_DIM)];
-        for _ in 0..cfg.sweeps {
-            sweep_columns(
-                model,
-                cfg.noise,
-                &clamps[..g],
-                states,
-                rngs,
-                shared,
-                &head_of,
-            )?;
-            for i in 0..g {
-                // The new state (`xn`) is the next sweep's start (`xc`).
-                let col = &mut states[i * stride..(i + 1) * stride];
-                col.copy_within(2 * d..3 * d, 0);
-            }
-        }
-    }
-    for (i, c) in clamps.iter().enumerate().take(g) {
-        let is_free = |k: usize| c.as_ref().is_some_and(|c| !c.coords().contains(&k));
-        let x = &states[i * stride..i * stride + d];
-        let out = if g == 1 {
-            &mut psi[..]
-        } else {
-            &mut psi[i * nf..(i + 1) * nf]
-        };
-        let mut k = 0;
-        for (c, &xc) in x.iter().enumerate() {
-            if is_free(c) {
-                out[k] = xc;
-                k += 1;
-            }
-        }
+            &z_star[i * nz..(i + 1) * nz],
+            &mut psi[i * nf..(i + 1) * nf],
+            rng,
+            work,
+        )?;
     }
     Ok(())
 }
@@ -783,11 +508,10 @@ pub fn closure_ess_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usi
         .saturating_add(bridge_workspace_len(model.m(), MAX_HEAD_DIM))
 }
 
-/// Work space of [`closure`] and [`closure_batch`]: [`model_workspace_len`], the states of a
-/// lockstep group of [`fused::MAX_QUERIES`] columns (`4d + MAX_HEAD_DIM` each) and the heads'
-/// tile indexes of [`ClosureConfig::truncation`] (`⌈M/256⌉ (2 d_α + 2)` per head).
+/// Work space of [`closure`] and [`closure_batch`]: [`model_workspace_len`], the state twice and
+/// the heads' tile indexes of [`ClosureConfig::truncation`] (`⌈M/256⌉ (2 d_α + 2)` per head).
 pub fn closure_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
     model_workspace_len(model)
-        .saturating_add(column_len(model.d()).saturating_mul(fused::MAX_QUERIES))
+        .saturating_add(model.d().saturating_mul(2))
         .saturating_add(ModelTiles::len(model))
 }

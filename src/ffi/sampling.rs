@@ -402,12 +402,30 @@ unsafe fn closure_impl<T: ImageFloat>(
         )?;
         let cc = closure_config(&cfg)?;
         check_count(cc.sweeps)?;
-        localized::closure_batch_at(&v, &cc, zc, zs, ps, rs, work).map_err(|(i, e)| {
-            if let Some(f) = fc {
-                f[0] = i;
+        let mut result = Ok(());
+        for i in 0..ncol {
+            let mut r = rs[i].clone();
+            let col = localized::closure(
+                &v,
+                &cc,
+                zc,
+                &zs[i * nz..(i + 1) * nz],
+                &mut ps[i * npsi..(i + 1) * npsi],
+                &mut r,
+                work,
+            );
+            match col {
+                Ok(()) => rs[i] = r,
+                Err(e) => {
+                    if let Some(f) = fc {
+                        f[0] = i;
+                    }
+                    result = Err(e.into());
+                    break;
+                }
             }
-            e.into()
-        })
+        }
+        result
     })
 }
 

@@ -179,54 +179,6 @@ pub fn shifted_sums<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> S
     T::fused_sums(q, targets, shift)
 }
 
-/// Queries one [`shifted_sums_many`] pass serves.
-pub const MAX_QUERIES: usize = 8;
-
-/// [`shifted_sums`] for up to [`MAX_QUERIES`] queries in one pass over the samples: each chunk of
-/// samples is read once and serves every query, so the samples stream from memory once instead of
-/// once per query. The queries share the samples, the metric, the offsets and the kind of
-/// bandwidth of `qs[0]` and differ in `x` and (variable bandwidth) `ρ(x)`; every query's sums
-/// are computed in the documented order, so `out[i]` has the bits of
-/// `shifted_sums(&qs[i], targets, shift)`. Uses `out[..qs.len()]`; more than [`MAX_QUERIES`]
-/// queries are served in passes of [`MAX_QUERIES`].
-pub fn shifted_sums_many<T: Real>(
-    qs: &[Query<'_, T>],
-    targets: &[usize],
-    shift: T,
-    out: &mut [Sums<T>],
-) {
-    for (q, o) in qs.chunks(MAX_QUERIES).zip(out.chunks_mut(MAX_QUERIES)) {
-        T::fused_sums_many(q, targets, shift, o);
-    }
-}
-
-/// [`weighted_sums`] for many queries sharing a pass ([`shifted_sums_many`]): `out[i]` is
-/// `weighted_sums(&qs[i], targets, shift_bound)`, bit for bit (a query whose first sum is too small
-/// takes the fallback on its own).
-pub fn weighted_sums_many<T: Real>(
-    qs: &[Query<'_, T>],
-    targets: &[usize],
-    shift_bound: T,
-    out: &mut [Option<Sums<T>>],
-) {
-    let none = Sums {
-        shift: shift_bound,
-        sum: T::ZERO,
-        targets: [T::ZERO; MAX_FUSED_DIM],
-    };
-    for (q, o) in qs.chunks(MAX_QUERIES).zip(out.chunks_mut(MAX_QUERIES)) {
-        let mut first = [none; MAX_QUERIES];
-        T::fused_sums_many(q, targets, shift_bound, &mut first[..q.len()]);
-        for ((qi, oi), fi) in q.iter().zip(o.iter_mut()).zip(first) {
-            *oi = if fi.sum >= T::FUSED_MIN_SUM && fi.sum.is_finite() {
-                Some(fi)
-            } else {
-                weighted_sums(qi, targets, shift_bound)
-            };
-        }
-    }
-}
-
 /// `max_j a_j`, the exact maximum of the logits (the same `a_j` bits as the sums use).
 pub fn max_logit<T: Real>(q: &Query<'_, T>) -> T {
     T::fused_max(q)
@@ -287,13 +239,6 @@ pub fn shifted_row<T: Real>(q: &Query<'_, T>, shift: T, out: &mut [T]) -> T {
 pub trait FusedPass: Sized {
     /// [`shifted_sums`].
     fn fused_sums(q: &Query<'_, Self>, targets: &[usize], shift: Self) -> Sums<Self>;
-    /// One pass of [`shifted_sums_many`] (`qs.len() ≤ MAX_QUERIES`, `out.len() ≥ qs.len()`).
-    fn fused_sums_many(
-        qs: &[Query<'_, Self>],
-        targets: &[usize],
-        shift: Self,
-        out: &mut [Sums<Self>],
-    );
     /// [`max_logit`].
     fn fused_max(q: &Query<'_, Self>) -> Self;
     /// [`shifted_row`].
@@ -317,15 +262,6 @@ macro_rules! impl_fused_pass {
             #[inline(never)]
             fn fused_sums(q: &Query<'_, $t>, targets: &[usize], shift: $t) -> Sums<$t> {
                 dispatch_sums(q, targets, shift)
-            }
-            #[inline(never)]
-            fn fused_sums_many(
-                qs: &[Query<'_, $t>],
-                targets: &[usize],
-                shift: $t,
-                out: &mut [Sums<$t>],
-            ) {
-                dispatch_sums_many(qs, targets, shift, out)
             }
             #[inline(never)]
             fn fused_max(q: &Query<'_, $t>) -> $t {
@@ -424,22 +360,6 @@ fn dispatch_sums<T: Real>(q: &Query<'_, T>, targets: &[usize], shift: T) -> Sums
     with_variants!(q, |ld, w, bw| body_sums(
         ld, q.x, w, q.offsets, bw, targets, shift
     ))
-}
-}
-
-vector_builds! {
-fn dispatch_sums_many<T: Real>(qs: &[Query<'_, T>], targets: &[usize], shift: T, out: &mut [Sums<T>]) {
-    let Some(q0) = qs.first() else { return };
-    let n = qs.len().min(MAX_QUERIES).min(out.len());
-    let xs: [&[T]; MAX_QUERIES] = core::array::from_fn(|i| qs.get(i).map_or(&[][..], |q| q.x));
-    let rho_x: [T; MAX_QUERIES] = core::array::from_fn(|i| match qs.get(i).map(|q| q.inv_bw) {
-        Some(InvBandwidth::Variable { rho_x, .. }) => rho_x,
-        _ => T::ONE,
-    });
-    with_variants!(q0, |ld, w, bw| {
-        let bws: [_; MAX_QUERIES] = core::array::from_fn(|i| bw.at(rho_x[i]));
-        body_sums_many(ld, &xs[..n], w, q0.offsets, &bws[..n], targets, shift, &mut out[..n])
-    })
 }
 }
 
@@ -636,8 +556,6 @@ impl<T: Real> Metric<T> for Unweighted {
 /// The bandwidth: `a = g − s κ_j`.
 trait Kappa<T: Real>: Copy {
     fn logits(&self, g: &Lane<T>, s: &Lane<T>, j0: usize, valid: usize, out: &mut Lane<T>);
-    /// The same bandwidth at a query with `ρ(x) = rho_x` (a fixed bandwidth ignores it).
-    fn at(&self, rho_x: T) -> Self;
 }
 
 #[derive(Clone, Copy)]
@@ -656,10 +574,6 @@ impl<T: Real> Kappa<T> for Uniform<T> {
             out[l] = g[l] - s[l] * self.0;
         }
     }
-    #[inline(always)]
-    fn at(&self, _: T) -> Self {
-        *self
-    }
 }
 
 impl<T: Real> Kappa<T> for Variable<'_, T> {
@@ -676,10 +590,6 @@ impl<T: Real> Kappa<T> for Variable<'_, T> {
         for l in 0..LANES {
             out[l] = g[l] - s[l] * self.half_inv_eps / (self.rho_x + rho[l]);
         }
-    }
-    #[inline(always)]
-    fn at(&self, rho_x: T) -> Self {
-        Variable { rho_x, ..*self }
     }
 }
 
@@ -765,26 +675,6 @@ fn sums_chunk<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize>(
     acc: &mut [Lane<T>],
 ) {
     ld.fill(j0, valid, buf);
-    chunk_accumulate::<T, L, W, B, NT>(ld, buf, x, w, g, bw, targets, shift, j0, valid, sum, acc);
-}
-
-/// [`sums_chunk`] on a chunk already in `buf` (after `fill`).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn chunk_accumulate<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize>(
-    ld: &L,
-    buf: &[Lane<T>; MAX_FUSED_DIM],
-    x: &[T],
-    w: &W,
-    g: &[T],
-    bw: &B,
-    targets: &[usize],
-    shift: T,
-    j0: usize,
-    valid: usize,
-    sum: &mut Lane<T>,
-    acc: &mut [Lane<T>],
-) {
     let a = chunk_logits(ld, buf, x, w, g, bw, j0, valid);
     let e = chunk_exp(&a, shift, valid);
     for l in 0..LANES {
@@ -843,32 +733,6 @@ fn sums_block<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize, c
     for (k, buf) in bufs.iter_mut().enumerate() {
         ld.fill(j0 + k * LANES, LANES, buf);
     }
-    block_accumulate::<T, L, W, B, NT, K>(ld, bufs, x, w, g, bw, targets, shift, j0, sum, acc);
-}
-
-/// [`sums_block`] on chunks already in `bufs` (after `fill`).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn block_accumulate<
-    T: Real,
-    L: Load<T>,
-    W: Metric<T>,
-    B: Kappa<T>,
-    const NT: usize,
-    const K: usize,
->(
-    ld: &L,
-    bufs: &[[Lane<T>; MAX_FUSED_DIM]; K],
-    x: &[T],
-    w: &W,
-    g: &[T],
-    bw: &B,
-    targets: &[usize],
-    shift: T,
-    j0: usize,
-    sum: &mut Lane<T>,
-    acc: &mut [Lane<T>],
-) {
     let mut s = [[T::ZERO; LANES]; K];
     if x.len() == 6 {
         for (c, &xc) in x[..6].iter().enumerate() {
@@ -994,108 +858,6 @@ fn body_sums_k<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize, 
         *o = reduce_lanes(a);
     }
     out
-}
-
-/// [`body_sums`] for several queries (`xs[i]` with bandwidth `bws[i]`) in one pass: every block of
-/// chunks is loaded once and accumulated into each query's own lane sums, in the order of the
-/// one-query pass.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn body_sums_many<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>>(
-    ld: L,
-    xs: &[&[T]],
-    w: W,
-    g: &[T],
-    bws: &[B],
-    targets: &[usize],
-    shift: T,
-    out: &mut [Sums<T>],
-) {
-    match targets.len() {
-        1 => body_sums_many_n::<T, L, W, B, 1>(ld, xs, w, g, bws, targets, shift, out),
-        _ => body_sums_many_n::<T, L, W, B, 0>(ld, xs, w, g, bws, targets, shift, out),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn body_sums_many_n<T: Real, L: Load<T>, W: Metric<T>, B: Kappa<T>, const NT: usize>(
-    ld: L,
-    xs: &[&[T]],
-    w: W,
-    g: &[T],
-    bws: &[B],
-    targets: &[usize],
-    shift: T,
-    out: &mut [Sums<T>],
-) {
-    const K: usize = BLOCK_CHUNKS;
-    let n = xs.len().min(bws.len()).min(out.len()).min(MAX_QUERIES);
-    let nt = targets.len().min(MAX_FUSED_DIM);
-    let targets = &targets[..nt];
-    let mut bufs = [[[T::ZERO; LANES]; MAX_FUSED_DIM]; K];
-    let mut sum = [[T::ZERO; LANES]; MAX_QUERIES];
-    let mut acc = [[[T::ZERO; LANES]; MAX_FUSED_DIM]; MAX_QUERIES];
-    let m = ld.m();
-    let full = m / LANES;
-    let blocks = full / K;
-    for b in 0..blocks {
-        let j0 = b * K * LANES;
-        for (k, buf) in bufs.iter_mut().enumerate() {
-            ld.fill(j0 + k * LANES, LANES, buf);
-        }
-        for i in 0..n {
-            block_accumulate::<T, L, W, B, NT, K>(
-                &ld,
-                &bufs,
-                xs[i],
-                &w,
-                g,
-                &bws[i],
-                targets,
-                shift,
-                j0,
-                &mut sum[i],
-                &mut acc[i],
-            );
-        }
-    }
-    let mut chunk = |j0: usize, valid: usize, bufs: &mut [[Lane<T>; MAX_FUSED_DIM]; K]| {
-        ld.fill(j0, valid, &mut bufs[0]);
-        for i in 0..n {
-            chunk_accumulate::<T, L, W, B, NT>(
-                &ld,
-                &bufs[0],
-                xs[i],
-                &w,
-                g,
-                &bws[i],
-                targets,
-                shift,
-                j0,
-                valid,
-                &mut sum[i],
-                &mut acc[i],
-            );
-        }
-    };
-    for q in blocks * K..full {
-        chunk(q * LANES, LANES, &mut bufs);
-    }
-    if m % LANES != 0 {
-        chunk(full * LANES, m % LANES, &mut bufs);
-    }
-    for i in 0..n {
-        let mut o = Sums {
-            shift,
-            sum: reduce_lanes(sum[i]),
-            targets: [T::ZERO; MAX_FUSED_DIM],
-        };
-        for (t, a) in o.targets[..nt].iter_mut().zip(acc[i]) {
-            *t = reduce_lanes(a);
-        }
-        out[i] = o;
-    }
 }
 
 #[inline(always)]

@@ -4,13 +4,11 @@
 //! time). Both must give the bits of the documented scalar order: this is the check that the
 //! vector build does not change a result.
 use sbridge::fused::{
-    logit_row_sums, max_logit, shifted_row, shifted_sums, weighted_sums, weighted_sums_many, Query,
-    Samples, Sums, LANES, MAX_QUERIES,
+    logit_row_sums, max_logit, shifted_row, shifted_sums, weighted_sums, Query, Samples, LANES,
 };
 use sbridge::kernel::InvBandwidth;
 use sbridge::real::Real;
 use sbridge::rng::Rng;
-use std::format;
 use std::vec::Vec;
 
 /// The documented lane reduction, `v_l ← v_l + v_{l+h}` for `h = LANES/2, …, 1`, written out here
@@ -182,81 +180,6 @@ fn check_layouts_and_order<T: Real>() {
 fn rows_columns_and_the_documented_scalar_order_agree_bit_for_bit() {
     check_layouts_and_order::<f64>();
     check_layouts_and_order::<f32>();
-}
-
-/// The many-query pass: every query's sums have the bits of the documented scalar order (and so of
-/// its own one-query pass), for 1 to `MAX_QUERIES + 3` queries (two passes), one of them far from
-/// every sample (its fallback), with their own `ρ(x)` under a variable bandwidth, in both layouts,
-/// with one and with several targets, at sizes with and without a partial last chunk.
-fn check_many_queries<T: Real>() {
-    for (m, d) in [(15, 2), (37, 6), (257, 6), (100, 3)] {
-        let c = case::<T>(m, d, 100 + m as u64);
-        let mut rng = Rng::new(m as u64, 1);
-        let n_max = MAX_QUERIES + 3;
-        let xs: Vec<Vec<T>> = (0..n_max)
-            .map(|i| {
-                (0..d)
-                    .map(|_| T::from_f64(if i == 4 { 40.0 } else { 0.7 * rng.normal() }))
-                    .collect()
-            })
-            .collect();
-        let rho_x: Vec<T> = (0..n_max)
-            .map(|_| T::from_f64(0.5 + rng.uniform_open0()))
-            .collect();
-        let targets: Vec<usize> = (0..d).rev().collect();
-        let shift = c.g.iter().cloned().fold(T::NEG_INFINITY, |a, b| a.max(b));
-        for (rows, cols) in queries(&c) {
-            for base in [rows, cols] {
-                for t in [&targets[..], &targets[..1]] {
-                    for n in [1, 2, MAX_QUERIES, n_max] {
-                        let qs: Vec<Query<'_, T>> = (0..n)
-                            .map(|i| {
-                                let inv_bw = match base.inv_bw {
-                                    InvBandwidth::Variable {
-                                        half_inv_eps, rho, ..
-                                    } => InvBandwidth::Variable {
-                                        half_inv_eps,
-                                        rho_x: rho_x[i],
-                                        rho,
-                                    },
-                                    u => u,
-                                };
-                                Query {
-                                    x: &xs[i],
-                                    inv_bw,
-                                    ..base
-                                }
-                            })
-                            .collect();
-                        let mut out: Vec<Option<Sums<T>>> = std::vec![None; n];
-                        weighted_sums_many(&qs, t, shift, &mut out);
-                        for (i, (q, o)) in qs.iter().zip(&out).enumerate() {
-                            let want = weighted_sums(q, t, shift).unwrap();
-                            let got = o.unwrap();
-                            let (s, acc) = scalar_reference(q, t, got.shift);
-                            let at = format!("M = {m}, {n} queries, query {i}");
-                            assert_eq!(bits(got.shift), bits(want.shift), "{at}: shift");
-                            assert_eq!(bits(got.sum), bits(want.sum), "{at}: sum");
-                            assert_eq!(bits(got.sum), bits(s), "{at}: scalar order");
-                            for (k, &a) in acc.iter().enumerate() {
-                                assert_eq!(bits(got.targets[k]), bits(want.targets[k]), "{at}");
-                                assert_eq!(bits(got.targets[k]), bits(a), "{at}: target {k}");
-                            }
-                        }
-                        if n > 4 && d > 2 {
-                            assert!(out[4].unwrap().shift < shift, "the far query fell back");
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[test]
-fn many_queries_in_one_pass_give_each_query_its_own_bits() {
-    check_many_queries::<f64>();
-    check_many_queries::<f32>();
 }
 
 #[test]
