@@ -10,8 +10,8 @@
 //! Layers (each only calls the ones below it): [`real`]/[`rng`], [`exp_poly`] → [`kernel`] (the
 //! two-pass rows) and [`fused`] (the one hot loop: distances, logits, `exp` and weighted sums in
 //! one pass) → [`mod@sinkhorn`], [`bandwidth`] → [`bridge`] → [`sampler`] → [`layout`],
-//! [`model`], [`localized`]. Data are sample-major,
-//! `x[j*d + c]` (`X(d, M)` in Fortran, `double x[M][d]` in C).
+//! [`model`], [`localized`]; [`fixed`] holds the fixed-capacity types for firmware. Data are
+//! sample-major, `x[j*d + c]` (`X(d, M)` in Fortran, `double x[M][d]` in C).
 //!
 //! ```
 //! use sbridge::{fit, Bridge, Dataset, FitConfig, FitStorage, Rng, Scheme, Record};
@@ -64,6 +64,7 @@ pub mod exp_poly;
 #[cfg(feature = "ffi")]
 pub mod ffi;
 pub mod fit;
+pub mod fixed;
 pub mod fused;
 pub mod kernel;
 pub mod layout;

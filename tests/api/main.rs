@@ -8,6 +8,7 @@
 mod common;
 
 mod bad_input;
+mod fixed;
 mod fixtures;
 mod invariants;
 mod localized;
