@@ -138,9 +138,15 @@ impl<T: Real> FitParams<T> {
     };
 }
 
-/// The scales as the core takes them: `None` while `s_0 = 0` (a valid scale is `> 0`).
-fn scales_of<T: Real>(s: &[T]) -> Option<&[T]> {
-    (s[0] > T::ZERO).then_some(s)
+/// The first `m` of `samples` as a checked [`Dataset`], with the scales unless they are unset
+/// (`s_0 = 0`; a valid scale is `> 0`).
+fn dataset_of<'a, T: Real, const D: usize>(
+    samples: &'a [[T; D]],
+    m: usize,
+    scales: &'a [T; D],
+) -> Result<Dataset<'a, T>, Error> {
+    let scales = (scales[0] > T::ZERO).then_some(&scales[..]);
+    Dataset::new(&samples.as_flattened()[..m * D], D, scales)
 }
 
 /// Up to `M` training samples of dimension `D`, their fit and the work space to fit and sample,
@@ -298,7 +304,7 @@ impl<T: Real, const M: usize, const D: usize, const W: usize> FixedBridge<T, M, 
             ..
         } = self;
         *fitted = FitParams::UNFITTED;
-        let data = Dataset::new(&samples.as_flattened()[..m * D], D, scales_of(&scales[..]))?;
+        let data = dataset_of(&samples[..], m, scales)?;
         let bandwidth = cfg.beta.map(|_| BandwidthStorage {
             chol: chol.as_flattened_mut(),
             whitened: &mut whitened.as_flattened_mut()[..m * D],
@@ -343,8 +349,7 @@ impl<T: Real, const M: usize, const D: usize, const W: usize> FixedBridge<T, M, 
             work,
             ..
         } = self;
-        let data =
-            Dataset::new(&samples.as_flattened()[..m * D], D, scales_of(&scales[..])).ok()?;
+        let data = dataset_of(&samples[..], m, scales).ok()?;
         let bandwidth = match params.kind {
             FitParams::<T>::VARIABLE => Some(
                 VariableBandwidth::new(

@@ -2,10 +2,10 @@
 //! errors that leave the instance unchanged, and a work-space bound that covers every model of
 //! the stated sizes.
 
+use crate::tools::{closure_layout_arrays, closure_layout_of};
 use sbridge::fixed::{
     closure_workspace_bound, fit_and_sample_workspace_len, FixedBridge, FixedClosure,
 };
-use sbridge::layout::{closure_layout, closure_layout_sizes, LayoutStorage};
 use sbridge::{
     closure, closure_workspace_len, fit, fit_workspace_len, image_len, run_chain,
     sampler_workspace_len, write_model, write_workspace_len, BandwidthStorage, ClosureConfig,
@@ -137,26 +137,8 @@ fn closure_model(k: usize, m: usize) -> Vec<u128> {
     let d = 2 * k;
     let mut rng = Rng::new(17, 0);
     let data: Vec<f32> = (0..m * d).map(|_| rng.normal() as f32).collect();
-    let sizes = closure_layout_sizes(k, 2, 1);
-    let mut arrays = [
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.nb],
-        vec![0u32; sizes.heads + 1],
-        vec![0u32; sizes.tg],
-    ];
-    let [a, b, c, e] = &mut arrays;
-    let layout = closure_layout(
-        k,
-        2,
-        1,
-        LayoutStorage {
-            nb_offsets: a,
-            nb_coords: b,
-            tg_offsets: c,
-            tg_coords: e,
-        },
-    )
-    .unwrap();
+    let arrays = closure_layout_arrays(k);
+    let layout = closure_layout_of(k, &arrays);
     let len = image_len::<f32>(&layout, m, false, false);
     let mut store = vec![0u128; len.div_ceil(16)];
     let buf = &mut bytemuck::cast_slice_mut::<u128, u8>(&mut store)[..len];

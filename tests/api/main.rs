@@ -6,6 +6,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/tools.rs"]
+mod tools;
 
 mod bad_input;
 mod fixed;
