@@ -47,13 +47,15 @@
 //! ```
 
 use crate::bandwidth::VariableBandwidth;
-use crate::bridge::{bridge_workspace_len, Bridge};
+use crate::bridge::Bridge;
 use crate::dataset::Dataset;
 use crate::error::{check_len, Arg, Error};
 use crate::fit::{fit, fit_workspace_len, BandwidthStorage, FitConfig, FitReport, FitStorage};
 use crate::fused::truncated::tile_index_len;
 use crate::layout::MAX_HEAD_DIM;
-use crate::localized::{closure, closure_batch, closure_workspace_len, ClosureConfig};
+use crate::localized::{
+    closure, closure_batch, closure_workspace_len, closure_workspace_len_for, ClosureConfig,
+};
 use crate::model::{ImageFloat, ModelView};
 use crate::real::{check_data, Real};
 use crate::rng::{NormalSource, Rng};
@@ -101,16 +103,7 @@ pub const fn fit_and_sample_workspace_len(m: usize, d: usize) -> usize {
 /// and `heads` heads (each of at most [`MAX_HEAD_DIM`] coordinates), in values. It is exact but
 /// for the heads' tile indexes, which it counts at `MAX_HEAD_DIM` coordinates each.
 pub const fn closure_workspace_bound(m: usize, d: usize, heads: usize) -> usize {
-    let plain = sampler_workspace_len(m, d);
-    let local = d
-        .saturating_mul(4)
-        .saturating_add(bridge_workspace_len(m, MAX_HEAD_DIM))
-        .saturating_add(MAX_HEAD_DIM);
-    let step = d
-        .saturating_mul(3)
-        .saturating_add(if plain > local { plain } else { local });
-    step.saturating_add(d.saturating_mul(2))
-        .saturating_add(heads.saturating_mul(tile_index_len(m, MAX_HEAD_DIM)))
+    closure_workspace_len_for(m, d, heads.saturating_mul(tile_index_len(m, MAX_HEAD_DIM)))
 }
 
 /// The parameters of the last successful fit, which a new view of the bridge needs. Plain
@@ -315,19 +308,16 @@ impl<T: Real, const M: usize, const D: usize, const W: usize> FixedBridge<T, M, 
             bandwidth,
         };
         let (bridge, report) = fit(data, cfg, storage, &mut work[..], None)?;
-        *fitted = match bridge.bandwidth() {
-            None => FitParams {
-                kind: FitParams::<T>::FIXED,
-                ..FitParams::UNFITTED
-            },
-            Some(b) => FitParams {
-                kind: FitParams::<T>::VARIABLE,
-                eps: T::ZERO,
-                beta: b.beta(),
-                log_z: b.log_z(),
-            },
+        let (kind, beta, log_z) = match bridge.bandwidth() {
+            None => (FitParams::<T>::FIXED, T::ZERO, T::ZERO),
+            Some(b) => (FitParams::<T>::VARIABLE, b.beta(), b.log_z()),
         };
-        fitted.eps = cfg.eps;
+        *fitted = FitParams {
+            kind,
+            eps: cfg.eps,
+            beta,
+            log_z,
+        };
         Ok((FittedBridge { bridge, work }, report))
     }
 

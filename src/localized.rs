@@ -55,13 +55,27 @@ pub enum StepKind {
 
 /// Work space of [`model_step`] and [`closure`] in values of `T`.
 pub fn model_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
-    let (m, d) = (model.m(), model.d());
+    step_workspace_len(model.m(), model.d())
+}
+
+/// [`model_workspace_len`] of a model with `m` samples of dimension `d`: the state three times
+/// and the larger of the single-head step's and the localized sweep's work spaces.
+pub(crate) const fn step_workspace_len(m: usize, d: usize) -> usize {
     let plain = sampler_workspace_len(m, d);
     let local = d
         .saturating_mul(4)
         .saturating_add(bridge_workspace_len(m, MAX_HEAD_DIM))
         .saturating_add(MAX_HEAD_DIM);
-    d.saturating_mul(3).saturating_add(plain.max(local))
+    d.saturating_mul(3)
+        .saturating_add(if plain > local { plain } else { local })
+}
+
+/// [`closure_workspace_len`] of a model with `m` samples of dimension `d` whose heads' tile
+/// indexes take `tiles` values.
+pub(crate) const fn closure_workspace_len_for(m: usize, d: usize, tiles: usize) -> usize {
+    step_workspace_len(m, d)
+        .saturating_add(d.saturating_mul(2))
+        .saturating_add(tiles)
 }
 
 /// One step of `scheme` on a model (see the module docs): reads `x` (length `d`), writes the
@@ -511,7 +525,5 @@ pub fn closure_ess_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usi
 /// Work space of [`closure`] and [`closure_batch`]: [`model_workspace_len`], the state twice and
 /// the heads' tile indexes of [`ClosureConfig::truncation`] (`⌈M/256⌉ (2 d_α + 2)` per head).
 pub fn closure_workspace_len<T: ImageFloat>(model: &ModelView<'_, T>) -> usize {
-    model_workspace_len(model)
-        .saturating_add(model.d().saturating_mul(2))
-        .saturating_add(ModelTiles::len(model))
+    closure_workspace_len_for(model.m(), model.d(), ModelTiles::len(model))
 }

@@ -86,7 +86,7 @@ pub fn run(
 }
 
 /// Prints `values` as `label` then the hex bits of each value.
-fn bits(out: &mut impl Write, label: &str, values: &[f32]) -> fmt::Result {
+fn bits(out: &mut impl Write, label: fmt::Arguments<'_>, values: &[f32]) -> fmt::Result {
     write!(out, "{label}")?;
     for v in values {
         write!(out, " {:08x}", v.to_bits())?;
@@ -95,7 +95,7 @@ fn bits(out: &mut impl Write, label: &str, values: &[f32]) -> fmt::Result {
 }
 
 /// The conditioning values `z` of training sample `j` of `model`.
-fn sample_z(model: &ModelView<'_, f32>, j: usize, z: &mut [f32]) {
+pub fn sample_z(model: &ModelView<'_, f32>, j: usize, z: &mut [f32]) {
     for (c, v) in z.iter_mut().enumerate() {
         *v = model.sample_value(j, c as u32).unwrap_or(0.0);
     }
@@ -137,7 +137,7 @@ pub fn closure_calls(
         work.closure_batch(&model, &cfg, &z_coords, &z_star, &mut psi, &mut rngs)?;
         for i in 0..COLUMNS {
             let p = &psi[i * CLOSURE_K..(i + 1) * CLOSURE_K];
-            bits(out, &label_psi(n, i), p)?;
+            bits(out, format_args!("step {n} column {i} psi"), p)?;
         }
     }
     writeln!(out, "step 2 column 0 psi = {:?}", &psi[..CLOSURE_K])?;
@@ -155,41 +155,8 @@ pub fn closure_calls(
         &mut one,
         &mut rng,
     )?;
-    bits(out, "random-start psi", &one)?;
+    bits(out, format_args!("random-start psi"), &one)?;
     Ok(())
-}
-
-/// `"step n column i psi"` without an allocator.
-fn label_psi(n: usize, i: usize) -> Label {
-    let mut l = Label::default();
-    let _ = write!(l, "step {n} column {i} psi");
-    l
-}
-
-/// A short label on the stack.
-#[derive(Default)]
-struct Label {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl Write for Label {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-impl core::ops::Deref for Label {
-    type Target = str;
-    fn deref(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
 }
 
 /// Part 2: fit `FIT_M` samples on the device and sample from the fit.
@@ -218,7 +185,7 @@ pub fn fit_and_sample(bridge: &mut DeviceBridge, out: &mut impl Write) -> Result
         report.sinkhorn.residual
     )?;
     for (row, g) in fitted.bridge().log_v().chunks(8).enumerate() {
-        bits(out, &label_log_v(row * 8), g)?;
+        bits(out, format_args!("log_v[{:3}..]", row * 8), g)?;
     }
     let start: [f32; FIT_D] = {
         let s = fitted.bridge().dataset().sample(0);
@@ -233,15 +200,8 @@ pub fn fit_and_sample(bridge: &mut DeviceBridge, out: &mut impl Write) -> Result
         let mut noise = Rng::new(SEED, stream);
         fitted.run_chain(&mut scheme, &mut x, &mut half, 100, &mut noise)?;
         writeln!(out, "{name} chain, 100 steps: x = {x:?}")?;
-        bits(out, "  x", &x)?;
-        bits(out, "  half-step", &half)?;
+        bits(out, format_args!("  x"), &x)?;
+        bits(out, format_args!("  half-step"), &half)?;
     }
     Ok(())
-}
-
-/// `"log_v[j..]"` without an allocator.
-fn label_log_v(j: usize) -> Label {
-    let mut l = Label::default();
-    let _ = write!(l, "log_v[{j:3}..]");
-    l
 }

@@ -107,9 +107,7 @@ fn report(
     let model = ModelView::<f32>::open(image)?;
     let z_coords: [usize; CLOSURE_K] = core::array::from_fn(|c| c);
     let mut z = [0.0f32; CLOSURE_K];
-    for (c, v) in z.iter_mut().enumerate() {
-        *v = model.sample_value(0, c as u32).unwrap_or(0.0);
-    }
+    demo::sample_z(&model, 0, &mut z);
     let mut ticks = [0u64; 2];
     for (t, sweeps) in ticks.iter_mut().zip([10usize, 40]) {
         let cfg = ClosureConfig {
@@ -146,7 +144,8 @@ fn SysTick() {
 /// A tick counter on SysTick at the processor clock. Under QEMU's `-icount shift=0` virtual
 /// time advances one nanosecond per instruction, so ticks measure instructions executed.
 struct Clock {
-    syst: SYST,
+    /// Owned so that nothing else reconfigures the timer.
+    _syst: SYST,
 }
 
 const RELOAD: u32 = 0x00FF_FFFF;
@@ -165,7 +164,7 @@ impl Clock {
         // The cleared counter reads 0 until its first tick loads RELOAD: wait for it, so that
         // `now` never counts that load as a wrap.
         while SYST::get_current() == 0 {}
-        Clock { syst }
+        Clock { _syst: syst }
     }
 
     /// Ticks since the start.
@@ -181,7 +180,6 @@ impl Clock {
 
     /// Instructions per tick, from a loop of a known instruction count, and the ticks it took.
     fn instructions_per_tick(&mut self) -> (f64, u64) {
-        let _ = &self.syst;
         const ITERATIONS: u32 = 1_000_000;
         let t0 = self.now();
         counted_loop(ITERATIONS);
